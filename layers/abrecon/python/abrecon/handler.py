@@ -1,0 +1,39 @@
+"""The one shape every Lambda handler has: Powertools around input parsing, one domain step, output dumping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ValidationError
+
+from abrecon.errors import InvalidInputError
+from abrecon.runtime import Runtime, get_runtime
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+InputT = TypeVar("InputT", bound=BaseModel)
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], BaseModel]) -> Handler:
+    """Wrap a domain step as a Lambda handler: parse the event into input_model, run step, return its JSON."""
+
+    @logger.inject_lambda_context(correlation_id_path="runId")
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            request = input_model.model_validate(event)
+        except ValidationError as exc:
+            # Name the fields, never echo their values: payloads may carry invoice data.
+            fields = ", ".join(".".join(str(p) for p in err["loc"]) + f" ({err['type']})" for err in exc.errors())
+            raise InvalidInputError(f"{step.__name__}: invalid input: {fields}") from exc
+        result = step(request, get_runtime())
+        return result.model_dump(mode="json", by_alias=True)
+
+    return lambda_handler

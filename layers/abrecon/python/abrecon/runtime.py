@@ -1,0 +1,34 @@
+"""The clients a step works with, built once per process from the settings (never at import time)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import boto3
+
+from abrecon.auth import LwaTokenProvider
+from abrecon.client import AmazonBusinessClient
+from abrecon.settings import Settings, get_settings
+from abrecon.storage import DocumentStore, Ledger
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the step functions need: settings, the Amazon Business client, the bucket and the ledger."""
+
+    settings: Settings
+    api: AmazonBusinessClient
+    store: DocumentStore
+    ledger: Ledger
+
+
+@cache
+def get_runtime() -> Runtime:
+    """Build the runtime on first use and keep it for the life of the Lambda execution environment."""
+    settings = get_settings()
+    tokens = LwaTokenProvider(settings.lwa_secret_id, settings.lwa_endpoint, timeout=settings.http_timeout_seconds)
+    api = AmazonBusinessClient(settings.api_endpoint, tokens, timeout=(5.0, settings.http_timeout_seconds))
+    store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
+    ledger = Ledger(boto3.resource("dynamodb"), settings.ledger_table)
+    return Runtime(settings=settings, api=api, store=store, ledger=ledger)

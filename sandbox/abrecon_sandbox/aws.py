@@ -1,0 +1,97 @@
+"""Local AWS: moto's server on loopback with Step Functions execution on, Lambda answered by worker processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from abrecon_sandbox.lambdas import LambdaRouter, WorkerPool
+from abrecon_sandbox.meter import StepFunctionsMeter
+from abrecon_sandbox.stack import REGION, Stack, build_stack
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class LocalAws:
+    """moto on 127.0.0.1, the template's resources created in it, and its Lambda functions served locally.
+
+    moto's ASL interpreter calls AWS through http://localhost:$MOTO_PORT, so this sets MOTO_PORT in-process;
+    only one LocalAws can run per process.
+    """
+
+    def __init__(self, template: Path, parameters: dict[str, str], log_dir: Path, stack_name: str = "abrecon",
+                 max_workers_per_function: int = 8) -> None:
+        self._template = template
+        self._parameters = parameters
+        self._log_dir = log_dir
+        self._stack_name = stack_name
+        self._max_workers = max_workers_per_function
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.pool: WorkerPool | None = None
+        self.stack: Stack | None = None
+        self.endpoint_url = ""
+        self.meter = StepFunctionsMeter()
+
+    def __enter__(self) -> LocalAws:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start moto, create the stack from the template, and get ready to serve its functions."""
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+        self.meter.install()
+        for name, value in CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+        router = LambdaRouter(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", 0, router, threaded=True)
+        port = self._server.server_address[1]
+        os.environ["MOTO_PORT"] = str(port)
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+        self.stack = build_stack(self._template, self._stack_name, self._parameters, self.endpoint_url)
+        worker_env = {
+            "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8", "TZ": "UTC", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            # X-Ray has no local daemon; everything else Powertools does stays on.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **CREDENTIALS,
+        }
+        self.pool = WorkerPool(self.stack.functions.values(), worker_env, self._log_dir, self._max_workers)
+        router.pool = self.pool
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the local AWS."""
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def resource(self, service: str) -> Any:
+        """A boto3 resource for the local AWS."""
+        return boto3.resource(service, region_name=REGION, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def stop(self) -> None:
+        """Stop the workers and the server."""
+        if self.pool:
+            self.pool.stop()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self.meter.uninstall()
+

@@ -1,0 +1,122 @@
+"""Configuration of the Amazon Business emulator and its regional profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+_UNSET = datetime.min.replace(tzinfo=UTC)
+DEFAULT_WINDOW = timedelta(days=7)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Treat a naive datetime as UTC; convert an aware one to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """What the emulator generates and how fast its clock runs.
+
+    ``speed`` scales the emulator's time: rate-limit refills are multiplied by it,
+    report latency and presigned-URL lifetime are divided by it. Access tokens keep
+    their real 3600 s lifetime, as clients cache them by ``expires_in``.
+    The window defaults to the 7 days before now (UTC).
+    ``retry_after`` adds a Retry-After header to 429s (Amazon documents none).
+    """
+
+    seed: int = 7
+    orders: int = 30
+    region: str = "NA"
+    speed: float = 1.0
+    report_latency_seconds: tuple[float, float] = (20.0, 90.0)
+    window_start: datetime = _UNSET
+    window_end: datetime = field(default_factory=_now)
+    retry_after: bool = False
+
+    def __post_init__(self) -> None:
+        end = _as_utc(self.window_end)
+        start = end - DEFAULT_WINDOW if self.window_start == _UNSET else _as_utc(self.window_start)
+        object.__setattr__(self, "window_end", end)
+        object.__setattr__(self, "window_start", start)
+        if start >= end:
+            raise ValueError("window_start must be before window_end")
+        if self.orders < 1:
+            raise ValueError("orders must be at least 1")
+        if self.speed <= 0:
+            raise ValueError("speed must be positive")
+        low, high = self.report_latency_seconds
+        if low < 0 or high < low:
+            raise ValueError("report_latency_seconds must be (low, high) with 0 <= low <= high")
+        if self.region not in REGIONS:
+            raise ValueError(f"unsupported region {self.region!r}; supported: {sorted(REGIONS)}")
+
+    @property
+    def profile(self) -> RegionProfile:
+        """The regional profile the data is generated for."""
+        return REGIONS[self.region]
+
+
+@dataclass(frozen=True)
+class BillTo:
+    """The buying business and its billing address."""
+
+    company: str
+    full_name: str
+    address_line1: str
+    city: str
+    state: str
+    postal_code: str
+    country_code: str
+
+    def lines(self) -> list[str]:
+        """The address as printed on a document."""
+        return [
+            self.company,
+            f"Attn: {self.full_name}",
+            self.address_line1,
+            f"{self.city}, {self.state} {self.postal_code}",
+            self.country_code,
+        ]
+
+
+@dataclass(frozen=True)
+class RegionProfile:
+    """Everything region-specific in generated data (NA now; JP to be added)."""
+
+    code: str
+    marketplace_id: str
+    marketplace_ids: frozenset[str]
+    currency: str
+    order_prefixes: tuple[str, ...]
+    seller_name: str
+    seller_address: tuple[str, ...]
+    tax_rates: tuple[Decimal, ...]
+    customers: tuple[BillTo, ...]
+
+
+NA = RegionProfile(
+    code="NA",
+    marketplace_id="ATVPDKIKX0DER",
+    marketplace_ids=frozenset({"ATVPDKIKX0DER", "A2EUQ1WTGCTBG2", "A1AM78C64UM0Y8"}),
+    currency="USD",
+    order_prefixes=("111", "112", "113", "114"),
+    seller_name="Amazon.com Services LLC",
+    seller_address=("410 Terry Ave N", "Seattle, WA 98109", "US"),
+    tax_rates=(Decimal(0), Decimal("0.06"), Decimal("0.0625"), Decimal("0.0725"), Decimal("0.08875")),
+    customers=(
+        BillTo("Northwind Traders LLC", "Dana Whitfield", "1200 Harbor Blvd Suite 400", "Oakland", "CA", "94607", "US"),
+        BillTo("Contoso Dental Group", "Ravi Menon", "88 Elm Street", "Hartford", "CT", "06103", "US"),
+        BillTo("Fabrikam Field Services Inc", "Lena Ortiz", "4410 Commerce Pkwy", "Austin", "TX", "78744", "US"),
+        BillTo("Tailspin Aviation Supply", "Marcus Bell", "9 Hangar Road", "Wichita", "KS", "67209", "US"),
+    ),
+)
+
+REGIONS: dict[str, RegionProfile] = {"NA": NA}

@@ -1,0 +1,151 @@
+"""Start and stop the emulator on loopback, and what the pipeline should end up with."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+from typing import Any, Self, cast
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from .config import EmulatorConfig
+from .dataset import Dataset
+from .pdfs import PdfCache
+from .ratelimit import RateLimiter
+from .server import LWA_PATH, Credentials, ServerState, create_app
+
+HOST = "127.0.0.1"
+
+
+class _Server(ThreadedWSGIServer):
+    """Threaded WSGI server that can drop its open keep-alive connections on stop."""
+
+    def __init__(self, app: Any) -> None:
+        self.open_connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(HOST, 0, app, handler=_QuietHandler)
+
+    def drop_connections(self) -> None:
+        with self.connections_lock:
+            connections = list(self.open_connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log; tracks its connection so stop() can close it."""
+
+    def setup(self) -> None:
+        super().setup()
+        server = cast(_Server, self.server)
+        with server.connections_lock:
+            server.open_connections.add(self.connection)
+
+    def finish(self) -> None:
+        server = cast(_Server, self.server)
+        with server.connections_lock:
+            server.open_connections.discard(self.connection)
+        super().finish()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+class Emulator:
+    """An Amazon Business API emulator (LWA, Reconciliation, Document API) on 127.0.0.1."""
+
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.dataset = Dataset(self.config)
+        self.pdfs = PdfCache(self.dataset.documents, self.config.profile)
+        self._credentials = Credentials.for_seed(self.config.seed)
+        self.limiter = RateLimiter(speed=self.config.speed)
+        self.state = ServerState(self.config, self.dataset, self.pdfs, self._credentials, self.limiter)
+        self.app = create_app(self.state)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Serve on an ephemeral loopback port in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        server = _Server(self.app)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ab-emulator", daemon=True
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and every open connection."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.drop_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ----- addresses and credentials --------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:PORT (only while started)."""
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return f"http://{HOST}:{self._server.socket.getsockname()[1]}"
+
+    @property
+    def lwa_url(self) -> str:
+        """The LWA token endpoint on this emulator."""
+        return self.base_url + LWA_PATH
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """client_id, client_secret and refresh_token the emulator accepts."""
+        return self._credentials.as_dict()
+
+    # ----- what the pipeline should end up with ---------------------------------------
+
+    def expected_documents(self) -> dict[str, list[tuple[str, bytes]]]:
+        """invoiceNumber -> [(file name, PDF bytes)] of a report without documentType."""
+        return {n: self.pdfs.files(self.dataset.report_documents(n, None)) for n in sorted(self.invoice_numbers())}
+
+    def invoice_numbers(self) -> set[str]:
+        """STANDARD invoices of shipments in the window: the ones a report is requested for."""
+        return self.dataset.invoice_numbers()
+
+    def line_item_count(self) -> int:
+        """Distinct order line items (orderId, orderLineItemId, shipmentId) in the window."""
+        return self.dataset.line_item_count()
+
+    def stats(self) -> dict[str, Any]:
+        """{"apiCalls": {operation: n}, "throttled429": n, "throttled429ByOperation": {operation: n}}."""
+        calls, throttled = self.limiter.snapshot()
+        return {"apiCalls": calls, "throttled429": sum(throttled.values()), "throttled429ByOperation": throttled}
+
+    # ----- faults on demand -----------------------------------------------------------
+
+    def expire_access_tokens(self) -> None:
+        """Invalidate every access token issued so far (next API call answers 401)."""
+        self.state.expire_access_tokens()
+
+    def drain(self, operation: str) -> None:
+        """Empty one operation's rate-limit bucket (next call answers 429)."""
+        self.limiter.drain(operation)

@@ -1,0 +1,91 @@
+"""One Lambda execution environment: a process that imports a function's handler once and serves invocations.
+
+Started by `lambdas.WorkerPool` with exactly the environment the template gives the function. It reads
+length-prefixed JSON requests on stdin and answers on a private copy of stdout; the handler's own prints and
+logs go to stderr, which the pool sends to the function's log file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+HEADER = struct.Struct(">I")
+
+
+def read_message(stream: BinaryIO) -> dict[str, Any] | None:
+    """Read one length-prefixed JSON message, or None at end of stream."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (length,) = HEADER.unpack(header)
+    message: dict[str, Any] = json.loads(stream.read(length))
+    return message
+
+
+def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
+    """Write one length-prefixed JSON message and flush it."""
+    body = json.dumps(message).encode()
+    stream.write(HEADER.pack(len(body)) + body)
+    stream.flush()
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of the Lambda context object handlers and Powertools read."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    deadline: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout."""
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def main() -> None:
+    """Serve invocations until stdin closes."""
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # handler output joins the log, never the protocol
+    code_dir, handler_spec = sys.argv[1], sys.argv[2]
+    module_name, _, attribute = handler_spec.rpartition(".")
+    sys.path.insert(0, code_dir)
+    handler = getattr(importlib.import_module(module_name), attribute)
+    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+    timeout = float(os.environ.get("SANDBOX_FUNCTION_TIMEOUT", "300"))
+    stdin = sys.stdin.buffer
+    while (request := read_message(stdin)) is not None:
+        context = FakeLambdaContext(
+            function_name=function_name, function_version="$LATEST",
+            invoked_function_arn=request["arn"], memory_limit_in_mb=int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
+            aws_request_id=str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function_name}",
+            log_stream_name="sandbox", deadline=time.monotonic() + timeout,
+        )
+        started = time.perf_counter()
+        try:
+            result = handler(json.loads(request["payload"]), context)
+            answer = {"ok": True, "payload": json.dumps(result)}
+        except Exception as exc:  # noqa: BLE001 - every handler failure must reach the state machine, as Lambda does
+            answer = {"ok": False, "payload": json.dumps({
+                "errorType": type(exc).__name__, "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception(exc)})}
+            traceback.print_exc()
+        answer["durationMs"] = (time.perf_counter() - started) * 1000
+        write_message(protocol_out, answer)
+
+
+if __name__ == "__main__":
+    main()

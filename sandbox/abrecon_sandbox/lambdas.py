@@ -1,0 +1,203 @@
+"""Lambda for the sandbox: moto's Lambda needs Docker, so invocations are answered here by worker processes.
+
+Each function gets its own pool of worker processes, started on demand like Lambda's execution environments,
+each with exactly the environment the template gives the function plus what the Lambda runtime itself sets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from abrecon_sandbox.lambda_worker import read_message, write_message
+
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function as the template declares it, with its environment already resolved."""
+
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+
+
+class FunctionTimeout(Exception):
+    """The handler ran past the function's timeout."""
+
+
+class Worker:
+    """One worker process: one invocation at a time, like one Lambda execution environment."""
+
+    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path) -> None:
+        self.spec = spec
+        env = {**base_env, **spec.environment,
+               "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+               "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "SANDBOX_FUNCTION_TIMEOUT": str(spec.timeout_seconds)}
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "abrecon_sandbox.lambda_worker", str(spec.code_dir), spec.handler],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+        )
+
+    def invoke(self, payload: bytes) -> dict[str, Any]:
+        """Run one invocation; a worker that outlives the timeout is killed, as Lambda would."""
+        assert self._process.stdin and self._process.stdout
+        write_message(self._process.stdin, {"arn": self.spec.arn, "payload": payload.decode() or "{}"})
+        answer: list[dict[str, Any] | None] = []
+        reader = threading.Thread(target=lambda: answer.append(read_message(self._process.stdout)),  # type: ignore[arg-type]
+                                  daemon=True)
+        reader.start()
+        reader.join(self.spec.timeout_seconds)
+        if reader.is_alive() or not answer or answer[0] is None:
+            self.stop()
+            raise FunctionTimeout(f"Task timed out after {self.spec.timeout_seconds} seconds")
+        return answer[0]
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self._process.poll() is None
+
+    def stop(self) -> None:
+        """End the process and close its log."""
+        if self._process.stdin:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._log.close()
+
+
+@dataclass
+class InvocationStats:
+    """What the sandbox measures about Lambda: invocations and billed duration per function."""
+
+    invocations: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    gb_seconds: float = 0.0
+    cold_starts: int = 0
+
+
+class WorkerPool:
+    """Idle and busy workers per function; a new worker starts when all of a function's workers are busy."""
+
+    def __init__(self, functions: Iterable[FunctionSpec], base_env: dict[str, str], log_dir: Path,
+                 max_workers_per_function: int = 8) -> None:
+        self._specs = {spec.arn: spec for spec in functions}
+        self._specs.update({spec.name: spec for spec in self._specs.values()})
+        self._base_env = base_env
+        self._log_dir = log_dir
+        self._idle: dict[str, list[Worker]] = {spec.name: [] for spec in self._specs.values()}
+        self._running: Counter[str] = Counter()
+        self._limit = max_workers_per_function
+        self._lock = threading.Condition()
+        self._all: list[Worker] = []
+        self.stats = InvocationStats()
+
+    def spec_for(self, name_or_arn: str) -> FunctionSpec | None:
+        """The function a name, an ARN, or a qualified ARN refers to."""
+        return self._specs.get(name_or_arn) or self._specs.get(name_or_arn.split(":$")[0])
+
+    def _acquire(self, spec: FunctionSpec) -> Worker:
+        with self._lock:
+            while True:
+                idle = self._idle[spec.name]
+                while idle:
+                    worker = idle.pop()
+                    if worker.alive:
+                        return worker
+                if self._running[spec.name] < self._limit:
+                    self._running[spec.name] += 1
+                    self.stats.cold_starts += 1
+                    break
+                self._lock.wait()
+        worker = Worker(spec, self._base_env, self._log_dir)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _release(self, worker: Worker) -> None:
+        with self._lock:
+            if worker.alive:
+                self._idle[worker.spec.name].append(worker)
+            else:
+                self._running[worker.spec.name] -= 1
+            self._lock.notify_all()
+
+    def invoke(self, spec: FunctionSpec, payload: bytes) -> tuple[bool, bytes]:
+        """Invoke the function; returns (succeeded, response payload) as Lambda's Invoke API would."""
+        worker = self._acquire(spec)
+        started = time.perf_counter()
+        try:
+            answer = worker.invoke(payload)
+            ok, body = bool(answer["ok"]), str(answer["payload"]).encode()
+        except FunctionTimeout as exc:
+            ok, body = False, json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}).encode()
+        finally:
+            self._release(worker)
+        with self._lock:
+            self.stats.invocations[spec.name] += 1
+            if not ok:
+                self.stats.errors[spec.name] += 1
+            # Lambda bills per millisecond of duration at the configured memory.
+            self.stats.gb_seconds += (time.perf_counter() - started) * spec.memory_mb / 1024
+        return ok, body
+
+    def stop(self) -> None:
+        """Stop every worker process."""
+        with self._lock:
+            workers, self._all = self._all, []
+        for worker in workers:
+            if worker.alive:
+                worker.stop()
+
+
+class LambdaRouter:
+    """WSGI middleware in front of moto: answers Lambda Invoke itself and passes every other request on."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self._app = app
+        self.pool: WorkerPool | None = None  # set once the stack's functions are known
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Route one request."""
+        match = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        if environ.get("REQUEST_METHOD") != "POST" or match is None:
+            result: Iterable[bytes] = self._app(environ, start_response)
+            return result
+        spec = self.pool.spec_for(unquote(match["name"])) if self.pool else None
+        if spec is None or self.pool is None:
+            body = json.dumps({"Type": "User", "message": f"Function not found: {match['name']}"}).encode()
+            start_response("404 Not Found", [("Content-Type", "application/json"),
+                                             ("x-amzn-ErrorType", "ResourceNotFoundException"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b""
+        ok, body = self.pool.invoke(spec, payload)
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST"),
+                   ("Content-Length", str(len(body)))]
+        if not ok:
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        start_response("200 OK", headers)
+        return [body]
