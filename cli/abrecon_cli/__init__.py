@@ -1,0 +1,1 @@
+"""The `abrecon` command line."""

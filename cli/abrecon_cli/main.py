@@ -11,8 +11,9 @@ def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
     from abrecon_sandbox.run import SandboxOptions, run_sandbox
 
-    options = SandboxOptions(seed=args.seed, orders=args.orders, speed=args.speed,
-                             poll_seconds=args.poll_seconds, summary_file=args.summary)
+    options = SandboxOptions(
+        seed=args.seed, orders=args.orders, speed=args.speed, poll_seconds=args.poll_seconds, summary_file=args.summary
+    )
     return run_sandbox(options)
 
 
@@ -25,11 +26,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = sandbox_commands.add_parser("run", help="run one execution end to end and print its summary")
     run.add_argument("--seed", type=int, default=7, help="data set seed (default 7)")
     run.add_argument("--orders", type=_positive, default=30, help="orders in the data set (default 30)")
-    run.add_argument("--speed", type=float, default=60.0,
-                     help="divide the emulator's durations (report latency, URL lifetime, rate-limit refill) "
-                          "and the poll interval by this factor (default 60)")
-    run.add_argument("--poll-seconds", type=_positive, default=None,
-                     help="seconds between getReport polls (default: 15 divided by --speed, at least 1)")
+    run.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="divide the emulator's durations (report latency, URL lifetime, rate-limit refill) "
+        "and the poll interval by this factor (default 60)",
+    )
+    run.add_argument(
+        "--poll-seconds",
+        type=_positive,
+        default=None,
+        help="seconds between getReport polls (default: 15 divided by --speed, at least 1)",
+    )
     run.add_argument("--summary", type=Path, default=None, help="write the run's summary JSON here")
     run.set_defaults(func=_sandbox_run)
     return parser

@@ -1,0 +1,1 @@
+"""The embedded default: local AWS (moto), Lambda worker processes and the Amazon Business emulator."""

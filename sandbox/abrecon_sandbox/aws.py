@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+import requests
 from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -28,8 +29,14 @@ class LocalAws:
     only one LocalAws can run per process.
     """
 
-    def __init__(self, template: Path, parameters: dict[str, str], log_dir: Path, stack_name: str = "abrecon",
-                 max_workers_per_function: int = 8) -> None:
+    def __init__(
+        self,
+        template: Path,
+        parameters: dict[str, str],
+        log_dir: Path,
+        stack_name: str = "abrecon",
+        max_workers_per_function: int = 8,
+    ) -> None:
         self._template = template
         self._parameters = parameters
         self._log_dir = log_dir
@@ -46,8 +53,9 @@ class LocalAws:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> None:
@@ -64,11 +72,18 @@ class LocalAws:
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
+        # moto keeps its state per process: start every sandbox from an empty account.
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
         self.stack = build_stack(self._template, self._stack_name, self._parameters, self.endpoint_url)
         worker_env = {
-            "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
-            "LANG": "C.UTF-8", "TZ": "UTC", "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108 - only when HOME is unset
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
             # X-Ray has no local daemon; everything else Powertools does stays on.
             "POWERTOOLS_TRACE_DISABLED": "true",
             **CREDENTIALS,
@@ -94,4 +109,3 @@ class LocalAws:
         if self._thread:
             self._thread.join(timeout=10)
         self.meter.uninstall()
-

@@ -16,12 +16,12 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 HEADER = struct.Struct(">I")
 
 
-def read_message(stream: BinaryIO) -> dict[str, Any] | None:
+def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
     """Read one length-prefixed JSON message, or None at end of stream."""
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
@@ -31,7 +31,7 @@ def read_message(stream: BinaryIO) -> dict[str, Any] | None:
     return message
 
 
-def write_message(stream: BinaryIO, message: dict[str, Any]) -> None:
+def write_message(stream: IO[bytes], message: dict[str, Any]) -> None:
     """Write one length-prefixed JSON message and flush it."""
     body = json.dumps(message).encode()
     stream.write(HEADER.pack(len(body)) + body)
@@ -69,19 +69,30 @@ def main() -> None:
     stdin = sys.stdin.buffer
     while (request := read_message(stdin)) is not None:
         context = FakeLambdaContext(
-            function_name=function_name, function_version="$LATEST",
-            invoked_function_arn=request["arn"], memory_limit_in_mb=int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
-            aws_request_id=str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function_name}",
-            log_stream_name="sandbox", deadline=time.monotonic() + timeout,
+            function_name=function_name,
+            function_version="$LATEST",
+            invoked_function_arn=request["arn"],
+            memory_limit_in_mb=int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]),
+            aws_request_id=str(uuid.uuid4()),
+            log_group_name=f"/aws/lambda/{function_name}",
+            log_stream_name="sandbox",
+            deadline=time.monotonic() + timeout,
         )
         started = time.perf_counter()
         try:
             result = handler(json.loads(request["payload"]), context)
             answer = {"ok": True, "payload": json.dumps(result)}
         except Exception as exc:  # noqa: BLE001 - every handler failure must reach the state machine, as Lambda does
-            answer = {"ok": False, "payload": json.dumps({
-                "errorType": type(exc).__name__, "errorMessage": str(exc),
-                "stackTrace": traceback.format_exception(exc)})}
+            answer = {
+                "ok": False,
+                "payload": json.dumps(
+                    {
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                        "stackTrace": traceback.format_exception(exc),
+                    }
+                ),
+            }
             traceback.print_exc()
         answer["durationMs"] = (time.perf_counter() - started) * 1000
         write_message(protocol_out, answer)

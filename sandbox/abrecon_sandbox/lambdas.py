@@ -47,14 +47,22 @@ class Worker:
 
     def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path) -> None:
         self.spec = spec
-        env = {**base_env, **spec.environment,
-               "AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-               "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "SANDBOX_FUNCTION_TIMEOUT": str(spec.timeout_seconds)}
+        env = {
+            **base_env,
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "SANDBOX_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+        }
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self._process = subprocess.Popen(
+        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "abrecon_sandbox.lambda_worker", str(spec.code_dir), spec.handler],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
         )
 
     def invoke(self, payload: bytes) -> dict[str, Any]:
@@ -62,8 +70,10 @@ class Worker:
         assert self._process.stdin and self._process.stdout
         write_message(self._process.stdin, {"arn": self.spec.arn, "payload": payload.decode() or "{}"})
         answer: list[dict[str, Any] | None] = []
-        reader = threading.Thread(target=lambda: answer.append(read_message(self._process.stdout)),  # type: ignore[arg-type]
-                                  daemon=True)
+        reader = threading.Thread(
+            target=lambda: answer.append(read_message(self._process.stdout)),  # type: ignore[arg-type]
+            daemon=True,
+        )
         reader.start()
         reader.join(self.spec.timeout_seconds)
         if reader.is_alive() or not answer or answer[0] is None:
@@ -101,8 +111,13 @@ class InvocationStats:
 class WorkerPool:
     """Idle and busy workers per function; a new worker starts when all of a function's workers are busy."""
 
-    def __init__(self, functions: Iterable[FunctionSpec], base_env: dict[str, str], log_dir: Path,
-                 max_workers_per_function: int = 8) -> None:
+    def __init__(
+        self,
+        functions: Iterable[FunctionSpec],
+        base_env: dict[str, str],
+        log_dir: Path,
+        max_workers_per_function: int = 8,
+    ) -> None:
         self._specs = {spec.arn: spec for spec in functions}
         self._specs.update({spec.name: spec for spec in self._specs.values()})
         self._base_env = base_env
@@ -188,15 +203,23 @@ class LambdaRouter:
         spec = self.pool.spec_for(unquote(match["name"])) if self.pool else None
         if spec is None or self.pool is None:
             body = json.dumps({"Type": "User", "message": f"Function not found: {match['name']}"}).encode()
-            start_response("404 Not Found", [("Content-Type", "application/json"),
-                                             ("x-amzn-ErrorType", "ResourceNotFoundException"),
-                                             ("Content-Length", str(len(body)))])
+            start_response(
+                "404 Not Found",
+                [
+                    ("Content-Type", "application/json"),
+                    ("x-amzn-ErrorType", "ResourceNotFoundException"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
             return [body]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
         ok, body = self.pool.invoke(spec, payload)
-        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST"),
-                   ("Content-Length", str(len(body)))]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amz-Executed-Version", "$LATEST"),
+            ("Content-Length", str(len(body))),
+        ]
         if not ok:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         start_response("200 OK", headers)

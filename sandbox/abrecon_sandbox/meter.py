@@ -37,7 +37,7 @@ class StepFunctionsMeter:
             return result
 
         self._original = original
-        EventManager.add_event = counting_add_event  # type: ignore[method-assign]
+        EventManager.add_event = counting_add_event  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         """Stop counting."""

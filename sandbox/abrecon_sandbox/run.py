@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 
@@ -53,10 +55,15 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
     """Run one execution end to end; 0 if it SUCCEEDED. With keep, the run's handles are appended and left open."""
     emulator = Emulator(EmulatorConfig(seed=options.seed, orders=options.orders, speed=options.speed))
     emulator.start()
-    aws = LocalAws(TEMPLATE, {
-        "ApiEndpoint": emulator.base_url, "LwaEndpoint": emulator.lwa_url,
-        "PollSeconds": str(options.effective_poll_seconds),
-    }, options.log_dir)
+    aws = LocalAws(
+        TEMPLATE,
+        {
+            "ApiEndpoint": emulator.base_url,
+            "LwaEndpoint": emulator.lwa_url,
+            "PollSeconds": str(options.effective_poll_seconds),
+        },
+        options.log_dir,
+    )
     try:
         aws.start()
         summary = _run_once(options, emulator, aws, out)
@@ -76,22 +83,27 @@ def _run_once(options: SandboxOptions, emulator: Emulator, aws: LocalAws, out: T
     assert aws.stack is not None and aws.pool is not None
     stack = aws.stack
     # What an operator does after deploy: put the LWA credentials into the stack's secret.
-    aws.client("secretsmanager").put_secret_value(SecretId=stack.output("LwaSecret"),
-                                                  SecretString=json.dumps(emulator.credentials))
+    aws.client("secretsmanager").put_secret_value(
+        SecretId=stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
+    )
     finance_inbox = _subscribe_queue(aws, stack.output("FinanceTopic"))
     config = emulator.config
     started_at = datetime.now(UTC)
     name = f"sandbox-{started_at:%Y%m%dT%H%M%S}-seed{options.seed}"
     run_input = {"from": config.window_start.isoformat(), "to": config.window_end.isoformat()}
-    print(f"abrecon sandbox: {options.orders} orders (seed {options.seed}), speed x{options.speed:g}, "
-          f"poll every {options.effective_poll_seconds}s; AWS at {aws.endpoint_url}, "
-          f"Amazon Business emulator at {emulator.base_url}", file=out)
+    print(
+        f"abrecon sandbox: {options.orders} orders (seed {options.seed}), speed x{options.speed:g}, "
+        f"poll every {options.effective_poll_seconds}s; AWS at {aws.endpoint_url}, "
+        f"Amazon Business emulator at {emulator.base_url}",
+        file=out,
+    )
     for note in stack.skipped:
         print(f"  not run locally: {note}", file=out)
     sfn = aws.client("stepfunctions")
     clock = time.monotonic()
-    execution_arn = sfn.start_execution(stateMachineArn=stack.output("ReconcileStateMachine"), name=name,
-                                        input=json.dumps(run_input))["executionArn"]
+    execution_arn = sfn.start_execution(
+        stateMachineArn=stack.output("ReconcileStateMachine"), name=name, input=json.dumps(run_input)
+    )["executionArn"]
     print(f"execution {name} started", file=out)
     status = _follow(sfn, execution_arn, clock, options.deadline_seconds, out)
     elapsed = time.monotonic() - clock
@@ -134,6 +146,7 @@ def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float,
     seen = 0
     last_progress = ""
     while True:
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
         events = _history(sfn, execution_arn)
         for event in events[seen:]:
             kind = event["type"]
@@ -143,16 +156,16 @@ def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float,
             elif kind.endswith("StateExited"):
                 print(f"{at:7.1f}s  < {event['stateExitedEventDetails']['name']}", file=out)
         seen = len(events)
+        if status != "RUNNING":
+            return str(status)
         progress = _map_progress(sfn, execution_arn)
         if progress and progress != last_progress:
             print(f"{time.monotonic() - clock:7.1f}s    invoices: {progress}", file=out)
             last_progress = progress
-        status = sfn.describe_execution(executionArn=execution_arn)["status"]
-        if status != "RUNNING":
-            return str(status)
         if time.monotonic() - clock > deadline_seconds:
-            sfn.stop_execution(executionArn=execution_arn, error="Sandbox.Deadline",
-                               cause=f"no end after {deadline_seconds:.0f}s")
+            sfn.stop_execution(
+                executionArn=execution_arn, error="Sandbox.Deadline", cause=f"no end after {deadline_seconds:.0f}s"
+            )
             raise SandboxError(f"execution still running after {deadline_seconds:.0f}s; stopped it")
         time.sleep(0.5)
 
@@ -165,12 +178,14 @@ def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
 
 
 def _map_progress(sfn: Any, execution_arn: str) -> str:
-    runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
-    if not runs:
+    try:
+        runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+        if not runs:
+            return ""
+        counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
+    except ClientError:  # moto cannot describe a map run once its execution has ended
         return ""
-    counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
-    return (f"{counts['succeeded']}/{counts['total']} done, {counts['running']} running, "
-            f"{counts['failed']} failed")
+    return f"{counts['succeeded']}/{counts['total']} done, {counts['running']} running, {counts['failed']} failed"
 
 
 def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
@@ -178,14 +193,18 @@ def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
     sqs = aws.client("sqs")
     queue_url: str = sqs.create_queue(QueueName="finance-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
-                                Attributes={"RawMessageDelivery": "false"})
+    aws.client("sns").subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"}
+    )
     return queue_url
 
 
 def _receive(aws: LocalAws, queue_url: str) -> dict[str, str] | None:
-    messages = aws.client("sqs").receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1,
-                                                 WaitTimeSeconds=1).get("Messages", [])
+    messages = (
+        aws.client("sqs")
+        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+        .get("Messages", [])
+    )
     if not messages:
         return None
     envelope = json.loads(messages[0]["Body"])
@@ -193,11 +212,17 @@ def _receive(aws: LocalAws, queue_url: str) -> dict[str, str] | None:
 
 
 def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
-    print(f"\nexecution {summary['status']} in {summary['elapsedSeconds']}s, "
-          f"{summary['stateTransitions']} state transitions", file=out)
-    print(f"line items {summary['lineItems']}, invoices {summary['invoices']} "
-          f"(+{summary['creditMemos']} credit memos), documents stored {summary['documentsStored']}, "
-          f"failed {summary['failed']}, pending {summary['pending']}, deferred {summary['deferred']}", file=out)
+    print(
+        f"\nexecution {summary['status']} in {summary['elapsedSeconds']}s, "
+        f"{summary['stateTransitions']} state transitions",
+        file=out,
+    )
+    print(
+        f"line items {summary['lineItems']}, invoices {summary['invoices']} "
+        f"(+{summary['creditMemos']} credit memos), documents stored {summary['documentsStored']}, "
+        f"failed {summary['failed']}, pending {summary['pending']}, deferred {summary['deferred']}",
+        file=out,
+    )
     for failure in summary["failures"]:
         print(f"  failed {failure['invoiceNumber']}: {failure['reason']}", file=out)
     for key in summary["s3Keys"]:
@@ -205,7 +230,9 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
     calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))
     print(f"Amazon Business calls: {calls}; 429s: {summary['throttled429']}", file=out)
     if summary["financeMessage"]:
-        print(f"\nfinance notification: {summary['financeMessage']['subject']}\n"
-              f"{summary['financeMessage']['message']}", file=out)
+        print(
+            f"\nfinance notification: {summary['financeMessage']['subject']}\n{summary['financeMessage']['message']}",
+            file=out,
+        )
     if "error" in summary:
         print(f"error: {summary['error']}", file=out)

@@ -19,6 +19,8 @@ from cfnlint.decode import decode
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+# moto accepts any credentials; these are its documented dummies, not secrets.
+MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 
@@ -60,8 +62,13 @@ class Resolver:
 
     def pseudo(self, name: str) -> str | None:
         """Pseudo parameters (AWS::Region and friends)."""
-        return {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
-                "AWS::StackName": self._stack.name, "AWS::URLSuffix": "amazonaws.com"}.get(name)
+        return {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self._stack.name,
+            "AWS::URLSuffix": "amazonaws.com",
+        }.get(name)
 
     def ref(self, name: str) -> str:
         """The value of Ref name."""
@@ -90,7 +97,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -131,8 +138,7 @@ def _tags(name: str) -> str:
     return re.sub(r"[^a-z0-9-]", "", name.lower())
 
 
-def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[str, str],
-                endpoint_url: str) -> Stack:
+def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[str, str], endpoint_url: str) -> Stack:
     """Create every resource of the template in moto at endpoint_url, in dependency order."""
     template = load_template(template_path)
     defaults = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
@@ -141,18 +147,31 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
         raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
     stack = Stack(name=stack_name, root=template_path.parent, parameters={**defaults, **parameter_overrides})
     resolver = Resolver(stack, template.get("Conditions", {}))
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name=REGION)
+    session = boto3.session.Session(
+        aws_access_key_id=MOTO_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=MOTO_CREDENTIALS["aws_secret_access_key"],
+        region_name=REGION,
+    )
 
     def client(service: str) -> Any:
         return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
     resources: dict[str, Any] = template["Resources"]
     globals_function = template.get("Globals", {}).get("Function", {})
-    order = ["AWS::KMS::Key", "AWS::KMS::Alias", "AWS::S3::Bucket", "AWS::S3::BucketPolicy",
-             "AWS::SecretsManager::Secret", "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SNS::Subscription",
-             "AWS::Logs::LogGroup", "AWS::Serverless::LayerVersion", "AWS::Serverless::Function",
-             "AWS::Serverless::StateMachine"]
+    order = [
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
+        "AWS::S3::Bucket",
+        "AWS::S3::BucketPolicy",
+        "AWS::SecretsManager::Secret",
+        "AWS::DynamoDB::Table",
+        "AWS::SNS::Topic",
+        "AWS::SNS::Subscription",
+        "AWS::Logs::LogGroup",
+        "AWS::Serverless::LayerVersion",
+        "AWS::Serverless::Function",
+        "AWS::Serverless::StateMachine",
+    ]
     strangers = sorted({r["Type"] for r in resources.values()} - set(order))
     if strangers:
         raise TemplateError(f"the sandbox does not know how to create {strangers}; teach sandbox/stack.py")
@@ -168,12 +187,21 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
     return stack
 
 
-def _create(resource_type: str, logical_id: str, props: dict[str, Any], stack: Stack, client: Any,
-            resource: dict[str, Any], globals_function: dict[str, Any], resolver: Resolver) -> None:
+def _create(
+    resource_type: str,
+    logical_id: str,
+    props: dict[str, Any],
+    stack: Stack,
+    client: Any,
+    resource: dict[str, Any],
+    globals_function: dict[str, Any],
+    resolver: Resolver,
+) -> None:
     arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
     if resource_type == "AWS::KMS::Key":
-        key = client("kms").create_key(Description=props.get("Description", ""),
-                                       Policy=json.dumps(props["KeyPolicy"]))["KeyMetadata"]
+        key = client("kms").create_key(Description=props.get("Description", ""), Policy=json.dumps(props["KeyPolicy"]))[
+            "KeyMetadata"
+        ]
         if props.get("EnableKeyRotation"):
             client("kms").enable_key_rotation(KeyId=key["KeyId"])
         stack.refs[logical_id] = key["KeyId"]
@@ -187,13 +215,18 @@ def _create(resource_type: str, logical_id: str, props: dict[str, Any], stack: S
         s3.create_bucket(Bucket=name)
         if "BucketEncryption" in props:
             # CloudFormation's rule shape differs from the S3 API's by one name.
-            rules = [{"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
-                      **{k: v for k, v in rule.items() if k != "ServerSideEncryptionByDefault"}}
-                     for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]]
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    **{k: v for k, v in rule.items() if k != "ServerSideEncryptionByDefault"},
+                }
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         if "PublicAccessBlockConfiguration" in props:
-            s3.put_public_access_block(Bucket=name,
-                                       PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
         if "VersioningConfiguration" in props:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
         if "OwnershipControls" in props:
@@ -209,30 +242,41 @@ def _create(resource_type: str, logical_id: str, props: dict[str, Any], stack: S
         stack.refs[logical_id] = props["Bucket"]
     elif resource_type == "AWS::SecretsManager::Secret":
         name = props.get("Name") or f"{stack.name}-{logical_id}"
-        secret = client("secretsmanager").create_secret(Name=name, KmsKeyId=props.get("KmsKeyId"),
-                                                        SecretString=props.get("SecretString", "{}"),
-                                                        Description=props.get("Description", ""))
+        secret = client("secretsmanager").create_secret(
+            Name=name,
+            KmsKeyId=props.get("KmsKeyId"),
+            SecretString=props.get("SecretString", "{}"),
+            Description=props.get("Description", ""),
+        )
         stack.refs[logical_id] = secret["ARN"]
     elif resource_type == "AWS::DynamoDB::Table":
         name = props.get("TableName") or f"{stack.name}-{logical_id}"
-        args = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
-                                      "SSESpecification") if k in props}
+        args = {
+            k: props[k]
+            for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "SSESpecification")
+            if k in props
+        }
         if "SSESpecification" in args:
             sse = args["SSESpecification"]
-            args["SSESpecification"] = {"Enabled": sse.get("SSEEnabled", False), "SSEType": sse.get("SSEType", "KMS"),
-                                        "KMSMasterKeyId": sse.get("KMSMasterKeyId")}
+            args["SSESpecification"] = {
+                "Enabled": sse.get("SSEEnabled", False),
+                "SSEType": sse.get("SSEType", "KMS"),
+                "KMSMasterKeyId": sse.get("KMSMasterKeyId"),
+            }
         client("dynamodb").create_table(TableName=name, **args)
         stack.refs[logical_id] = name
         stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('dynamodb')}:table/{name}"
     elif resource_type == "AWS::SNS::Topic":
         attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
-        topic = client("sns").create_topic(Name=props.get("TopicName") or f"{stack.name}-{logical_id}",
-                                           Attributes=attributes)
+        topic = client("sns").create_topic(
+            Name=props.get("TopicName") or f"{stack.name}-{logical_id}", Attributes=attributes
+        )
         stack.refs[logical_id] = topic["TopicArn"]
         stack.attributes[(logical_id, "TopicName")] = topic["TopicArn"].rsplit(":", 1)[1]
     elif resource_type == "AWS::SNS::Subscription":
-        sub = client("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
-                                      Endpoint=props["Endpoint"])
+        sub = client("sns").subscribe(
+            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+        )
         stack.refs[logical_id] = sub["SubscriptionArn"]
     elif resource_type == "AWS::Logs::LogGroup":
         name = props.get("LogGroupName") or f"/aws/vendedlogs/states/{stack.name}-{logical_id}"
@@ -250,19 +294,32 @@ def _create(resource_type: str, logical_id: str, props: dict[str, Any], stack: S
             stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
 
 
-def _function(logical_id: str, props: dict[str, Any], stack: Stack, globals_function: dict[str, Any],
-              resolver: Resolver, arn_prefix: str) -> None:
+def _function(
+    logical_id: str,
+    props: dict[str, Any],
+    stack: Stack,
+    globals_function: dict[str, Any],
+    resolver: Resolver,
+    arn_prefix: str,
+) -> None:
     from abrecon_sandbox.lambdas import FunctionSpec
 
     merged = {**resolver.resolve(globals_function), **props}
-    variables = {**resolver.resolve(globals_function).get("Environment", {}).get("Variables", {}),
-                 **props.get("Environment", {}).get("Variables", {})}
+    variables = {
+        **resolver.resolve(globals_function).get("Environment", {}).get("Variables", {}),
+        **props.get("Environment", {}).get("Variables", {}),
+    }
     name = props.get("FunctionName") or f"{stack.name}-{logical_id}"
     arn = f"{arn_prefix.format('lambda')}:function:{name}"
     stack.functions[logical_id] = FunctionSpec(
-        logical_id=logical_id, name=name, arn=arn, code_dir=(stack.root / merged["CodeUri"]).resolve(),
-        handler=merged["Handler"], environment={k: str(v) for k, v in variables.items()},
-        timeout_seconds=int(merged.get("Timeout", 3)), memory_mb=int(merged.get("MemorySize", 128)),
+        logical_id=logical_id,
+        name=name,
+        arn=arn,
+        code_dir=(stack.root / merged["CodeUri"]).resolve(),
+        handler=merged["Handler"],
+        environment={k: str(v) for k, v in variables.items()},
+        timeout_seconds=int(merged.get("Timeout", 3)),
+        memory_mb=int(merged.get("MemorySize", 128)),
     )
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = arn
@@ -277,7 +334,9 @@ def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client:
     definition = SUB_VARIABLE.sub(lambda m: substitutions[m.group(1)], definition)
     name = props.get("Name") or f"{stack.name}-{logical_id}"
     machine = client("stepfunctions").create_state_machine(
-        name=name, definition=definition, type=props.get("Type", "STANDARD"),
+        name=name,
+        definition=definition,
+        type=props.get("Type", "STANDARD"),
         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role",
     )
     stack.refs[logical_id] = machine["stateMachineArn"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import requests
+from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from unit_fakes import FakeHttp, Reply, Sleeps
 
-from abrecon import auth
 from abrecon.auth import LwaTokenProvider
 from abrecon.errors import AuthError, ConfigurationError, ServerError, ThrottledError
 
@@ -121,11 +121,11 @@ def test_invalidate_forces_a_new_token(http: FakeHttp) -> None:
 def test_default_loader_uses_powertools_get_secret(http: FakeHttp, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
 
-    def fake_get_secret(name: str, transform: str | None = None, max_age: int | None = None) -> dict[str, str]:
+    def fake_get_secret(name: str, transform: str | None = None, max_age: int | None = None) -> Any:
         calls.append((name, transform, max_age))
         return dict(CREDENTIALS)
 
-    monkeypatch.setattr(auth.parameters, "get_secret", fake_get_secret)
+    monkeypatch.setattr(parameters, "get_secret", fake_get_secret)
     http.queue(token_reply())
     provider = LwaTokenProvider(SECRET_ID, LWA, session=http.session)
     assert provider.access_token() == "Atza|ACCESS-1"
@@ -259,7 +259,7 @@ def test_persistent_server_error_becomes_server_error(http: FakeHttp, sleeps: Sl
 
 
 def test_persistent_connection_failure_becomes_server_error(http: FakeHttp, sleeps: Sleeps) -> None:
-    http.queue(requests.ConnectTimeout("slow"), requests.ReadTimeout("slow"), requests.ConnectionError("down"))
+    http.queue(requests.ConnectTimeout("slow"), requests.ReadTimeout("slow"), requests.ConnectionError("x"))
     with pytest.raises(ServerError) as caught:
         make(http, sleeps=sleeps).access_token()
     assert caught.value.status is None

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from unit_fakes import FakeHttp, Reply, Seen, Sleeps, StubTokens
+from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
 from abrecon.client import AmazonBusinessClient, RetryPolicy
 from abrecon.errors import (
@@ -44,9 +44,8 @@ def make(
     retry: RetryPolicy | None = None,
     endpoint: str = API,
 ) -> AmazonBusinessClient:
-    return AmazonBusinessClient(
-        endpoint, tokens, session=http.session, retry=retry or RetryPolicy(), sleep=sleeps
-    )
+    policy = retry or RetryPolicy()
+    return AmazonBusinessClient(endpoint, tokens, session=http.session, retry=policy, sleep=sleeps)
 
 
 @pytest.fixture
@@ -81,10 +80,10 @@ def key(n: int) -> OrderLineItemKey:
 # --- construction --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("endpoint", ["http://na.business-api.amazon.com", "http://192.168.1.5:8000", "ftp://x"])
-def test_refuses_non_https_endpoint(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps, endpoint: str) -> None:
+@pytest.mark.parametrize("endpoint", ["http://na.business-api.amazon.com", "http://10.1.1.1", "ftp://x"])
+def test_refuses_non_https_endpoint(http: FakeHttp, tokens: StubTokens, endpoint: str) -> None:
     with pytest.raises(ConfigurationError):
-        make(http, tokens, sleeps, endpoint=endpoint)
+        make(http, tokens, Sleeps(), endpoint=endpoint)
 
 
 def test_loopback_endpoint_allowed_and_trailing_slash_ignored(
@@ -117,8 +116,12 @@ def test_transactions_first_page_request(client: AmazonBusinessClient, http: Fak
 def test_transaction_dates_are_sent_in_utc(client: AmazonBusinessClient, http: FakeHttp) -> None:
     tokyo = timezone(timedelta(hours=9))
     http.queue(page())
-    list(client.iter_transactions(datetime(2026, 11, 1, 9, 0, 0, 123456, tzinfo=tokyo), datetime(2026, 11, 2)))
-    assert http.seen[0].params == {"feedStartDate": "2026-11-01T00:00:00Z", "feedEndDate": "2026-11-02T00:00:00Z"}
+    start = datetime(2026, 11, 1, 9, 0, 0, 123456, tzinfo=tokyo)
+    list(client.iter_transactions(start, datetime(2026, 11, 2)))
+    assert http.seen[0].params == {
+        "feedStartDate": "2026-11-01T00:00:00Z",
+        "feedEndDate": "2026-11-02T00:00:00Z",
+    }
 
 
 def test_transactions_follow_next_page_token_alone(client: AmazonBusinessClient, http: FakeHttp) -> None:
@@ -182,7 +185,12 @@ def invoice_entry(n: int, *numbers: str) -> dict[str, Any]:
 
 
 def test_invoice_details_request_and_answer(client: AmazonBusinessClient, http: FakeHttp) -> None:
-    http.queue(Reply(200, json_body={"invoiceDetailsByOrderLineItems": [invoice_entry(2, "I2"), invoice_entry(1, "I1")]}))
+    http.queue(
+        Reply(
+            200,
+            json_body={"invoiceDetailsByOrderLineItems": [invoice_entry(2, "I2"), invoice_entry(1, "I1")]},
+        )
+    )
     result = client.get_invoice_details([key(1), key(2)])
     (seen,) = http.seen
     assert seen.method == "POST" and seen.path == "/reconciliation/2021-01-08/invoices"
@@ -193,7 +201,10 @@ def test_invoice_details_request_and_answer(client: AmazonBusinessClient, http: 
             {"orderId": "O2", "orderLineItemId": "L2", "shipmentId": "S2"},
         ]
     }
-    assert [(e.orderLineItem, e.invoiceDetails[0].invoiceNumber) for e in result] == [(key(2), "I2"), (key(1), "I1")]
+    assert [(e.orderLineItem, e.invoiceDetails[0].invoiceNumber) for e in result] == [
+        (key(2), "I2"),
+        (key(1), "I1"),
+    ]
     assert client.api_calls == {"getInvoiceDetailsByOrderLineItems": 1}
 
 
@@ -282,7 +293,7 @@ def test_get_report_empty_id(client: AmazonBusinessClient, http: FakeHttp) -> No
     assert http.seen == []
 
 
-def test_get_report_bad_answer_is_server_error_without_values(client: AmazonBusinessClient, http: FakeHttp) -> None:
+def test_get_report_bad_answer_hides_values(client: AmazonBusinessClient, http: FakeHttp) -> None:
     http.queue(Reply(200, json_body={"reportId": "R", "processingStatus": "SECRET-LOOKING-VALUE"}))
     with pytest.raises(ServerError) as caught:
         client.get_report("R")
@@ -293,7 +304,8 @@ def test_get_report_bad_answer_is_server_error_without_values(client: AmazonBusi
 
 def test_get_report_document(client: AmazonBusinessClient, http: FakeHttp) -> None:
     url = "https://d34o8swod1owfl.cloudfront.net/Sample%2BKey?X-Amz-Signature=" + "a" * 600
-    http.queue(Reply(200, json_body={"reportDocumentId": "DOC-1", "url": url, "compressionAlgorithm": "GZIP"}))
+    body = {"reportDocumentId": "DOC-1", "url": url, "compressionAlgorithm": "GZIP"}
+    http.queue(Reply(200, json_body=body))
     doc = client.get_report_document("DOC-1")
     assert doc.url == url
     assert doc.compressionAlgorithm == "GZIP"
@@ -302,10 +314,11 @@ def test_get_report_document(client: AmazonBusinessClient, http: FakeHttp) -> No
 
 
 def test_json_numbers_become_exact_decimals(client: AmazonBusinessClient, http: FakeHttp) -> None:
-    body = b'{"transactions":[{"transactionId":"T","amount":{"currencyCode":"USD","amount":0.30000000000000004}}]}'
+    amount = b'{"currencyCode":"USD","amount":1234567890.123456789012}'
+    body = b'{"transactions":[{"transactionId":"T","amount":' + amount + b"}]}"
     http.queue(Reply(200, body=body))
     (t,) = client.iter_transactions(START, END)
-    assert t.amount is not None and t.amount.amount == Decimal("0.30000000000000004")
+    assert t.amount is not None and t.amount.amount == Decimal("1234567890.123456789012")
 
 
 def test_non_json_success_is_server_error(client: AmazonBusinessClient, http: FakeHttp) -> None:
@@ -329,7 +342,12 @@ def test_non_json_success_is_server_error(client: AmazonBusinessClient, http: Fa
     ],
 )
 def test_client_errors_are_mapped_without_retry(
-    client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps, tokens: StubTokens, status: int, error_class: type
+    client: AmazonBusinessClient,
+    http: FakeHttp,
+    sleeps: Sleeps,
+    tokens: StubTokens,
+    status: int,
+    error_class: type[ApiError],
 ) -> None:
     http.queue(Reply(status, json_body={"errors": [{"code": "C", "message": "M", "details": "D"}]}))
     with pytest.raises(error_class) as caught:
@@ -366,7 +384,7 @@ def test_token_echoed_in_error_is_redacted(client: AmazonBusinessClient, http: F
 
 
 def test_401_refreshes_token_once(client: AmazonBusinessClient, http: FakeHttp, tokens: StubTokens) -> None:
-    http.queue(Reply(401, json_body=errors("Unauthorized", "expired")), Reply(202, json_body={"reportId": "R"}))
+    http.queue(Reply(401, json_body=errors("Unauthorized", "old")), Reply(202, json_body={"reportId": "R"}))
     assert client.create_report("X", ["M"]) == "R"
     assert tokens.invalidations == 1
     assert [s.headers["x-amz-access-token"] for s in http.seen] == ["Atza|tok-1", "Atza|tok-2"]
@@ -382,9 +400,10 @@ def test_401_twice_is_auth_error(client: AmazonBusinessClient, http: FakeHttp, t
 
 
 def test_401_retry_is_outside_the_retry_budget(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:
-    client = make(http, tokens, sleeps, retry=RetryPolicy(max_attempts=1))
-    http.queue(Reply(401), Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
+    client = make(http, tokens, sleeps, retry=RetryPolicy(max_attempts=2))
+    http.queue(Reply(401), Reply(503), Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
     assert client.get_report("R").reportId == "R"
+    assert len(http.seen) == 3 and len(sleeps.calls) == 1
 
 
 def test_redirects_not_followed(client: AmazonBusinessClient, http: FakeHttp) -> None:
@@ -399,8 +418,11 @@ def test_redirects_not_followed(client: AmazonBusinessClient, http: FakeHttp) ->
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_retryable_statuses_then_success(client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps, status: int) -> None:
-    http.queue(Reply(status), Reply(status), Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
+def test_retryable_statuses_then_success(
+    client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps, status: int
+) -> None:
+    done = Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"})
+    http.queue(Reply(status), Reply(status), done)
     assert client.get_report("R").processingStatus is ReportProcessingStatus.DONE
     assert len(http.seen) == 3
     assert len(sleeps.calls) == 2
@@ -408,7 +430,8 @@ def test_retryable_statuses_then_success(client: AmazonBusinessClient, http: Fak
 
 
 @pytest.mark.parametrize(
-    "failure", [requests.ConnectionError("reset"), requests.ReadTimeout("slow"), requests.ConnectTimeout("slow")]
+    "failure",
+    [requests.ConnectionError("reset"), requests.ReadTimeout("slow"), requests.ConnectTimeout("slow")],
 )
 def test_connection_failures_are_retried(
     client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps, failure: Exception
@@ -420,7 +443,16 @@ def test_connection_failures_are_retried(
 
 def test_throttled_after_budget(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:
     client = make(http, tokens, sleeps, retry=RetryPolicy(max_attempts=3, base_delay=1, max_delay=10))
-    http.queue(*[Reply(429, json_body=errors("QuotaExceeded", "You exceeded your quota"), headers={"Retry-After": "4"})] * 3)
+    http.queue(
+        *[
+            Reply(
+                429,
+                json_body=errors("QuotaExceeded", "You exceeded your quota"),
+                headers={"Retry-After": "4"},
+            )
+        ]
+        * 3
+    )
     with pytest.raises(ThrottledError) as caught:
         client.create_report("X", ["M"])
     err = caught.value
@@ -431,12 +463,15 @@ def test_throttled_after_budget(http: FakeHttp, tokens: StubTokens, sleeps: Slee
 
 def test_retry_after_is_capped(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:
     client = make(http, tokens, sleeps, retry=RetryPolicy(max_attempts=2, base_delay=1, max_delay=10))
-    http.queue(Reply(503, headers={"Retry-After": "3600"}), Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
+    http.queue(
+        Reply(503, headers={"Retry-After": "3600"}),
+        Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}),
+    )
     client.get_report("R")
     assert sleeps.calls == [10]
 
 
-def test_unparseable_retry_after_falls_back_to_backoff(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:
+def test_unparseable_retry_after_uses_backoff(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:
     client = make(http, tokens, sleeps, retry=RetryPolicy(max_attempts=2, base_delay=1, max_delay=10))
     http.queue(
         Reply(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
@@ -502,9 +537,10 @@ def test_retry_policy_rejects_nonsense() -> None:
 DOC_URL = "https://d34o8swod1owfl.cloudfront.net/doc?X-Amz-Signature=SIGNATURE123"
 
 
-def test_download_sends_no_token_and_keeps_content_encoding(client: AmazonBusinessClient, http: FakeHttp) -> None:
+def test_download_sends_no_token_and_keeps_encoding(client: AmazonBusinessClient, http: FakeHttp) -> None:
     packed = gzip.compress(PDF)
-    http.queue(Reply(200, body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "application/pdf"}))
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/pdf"}
+    http.queue(Reply(200, body=packed, headers=headers))
     assert client.download(DOC_URL, max_bytes=10_000) == packed  # still gzip: not decoded by requests
     (seen,) = http.seen
     assert "x-amz-access-token" not in {h.lower() for h in seen.headers}
@@ -514,10 +550,42 @@ def test_download_sends_no_token_and_keeps_content_encoding(client: AmazonBusine
     assert client.api_calls == {"downloadDocument": 1}
 
 
+def test_download_url_is_sent_byte_for_byte(client: AmazonBusinessClient, http: FakeHttp) -> None:
+    # The tutorial's URL: encoded and literal "+" must both survive; the URL is never re-encoded or cut.
+    url = "https://d34o8swod1owfl.cloudfront.net/SampleResult%2BKey%3DSample%2BINITVEC%3D58+fa+bf+a7+08+11"
+    url += "&X-Amz-Signature=" + "f" * 600
+    http.queue(Reply(200, body=PDF))
+    client.download(url, max_bytes=1000)
+    assert http.seen[0].url == url
+
+
 def test_download_too_large_by_header(client: AmazonBusinessClient, http: FakeHttp) -> None:
     http.queue(Reply(200, body=b"x" * 100, headers={"Content-Length": "100"}))
     with pytest.raises(DocumentError, match="limit"):
         client.download(DOC_URL, max_bytes=99)
+
+
+class UnreadableStream(io.RawIOBase):
+    """Fails the test if the body is read at all."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise AssertionError("body was read although Content-Length already exceeded the cap")
+
+
+def test_download_too_large_by_header_not_read(client: AmazonBusinessClient, http: FakeHttp) -> None:
+    http.queue(Reply(200, headers={"Content-Length": str(10**9)}, raw_factory=UnreadableStream))
+    with pytest.raises(DocumentError, match="1000000000 bytes"):
+        client.download(DOC_URL, max_bytes=1000)
+
+
+def test_download_redirect_not_followed(client: AmazonBusinessClient, http: FakeHttp) -> None:
+    http.queue(Reply(302, headers={"Location": "http://plain.example/doc"}))
+    with pytest.raises(DocumentError, match="HTTP 302"):
+        client.download(DOC_URL, max_bytes=1000)
+    assert len(http.seen) == 1
 
 
 def test_download_too_large_without_length(client: AmazonBusinessClient, http: FakeHttp) -> None:
@@ -580,7 +648,7 @@ class BreakingStream(io.RawIOBase):
         return 4
 
 
-def test_download_retries_a_broken_stream(client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps) -> None:
+def test_download_retries_broken_stream(client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps) -> None:
     http.queue(Reply(200, raw_factory=BreakingStream), Reply(200, body=PDF))
     assert client.download(DOC_URL, max_bytes=1000) == PDF
     assert len(sleeps.calls) == 1

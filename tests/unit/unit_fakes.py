@@ -76,7 +76,7 @@ class FakeAdapter(HTTPAdapter):
         self.script: list[Step] = []
         self.seen: list[Seen] = []
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
@@ -158,5 +158,3 @@ class Sleeps:
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
-
-

@@ -22,6 +22,10 @@ class StepModel(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
+    def metrics(self) -> dict[str, float]:
+        """Business metrics this output stands for (name -> count); published by the handler."""
+        return {}
+
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -71,6 +75,12 @@ class RunContext(StepModel):
     invoices_key: str | None = Field(default=None, alias="invoicesKey")
     invoice_count: int | None = Field(default=None, alias="invoiceCount")
 
+    def metrics(self) -> dict[str, float]:
+        """Line items fetched, and reports to ask for once the invoices are known."""
+        if self.invoice_count is None:
+            return {"LineItemsFetched": float(self.line_item_count)}
+        return {"ReportsToRequest": float(self.invoice_count)}
+
 
 class LineItemRow(StepModel):
     """One transaction line item as the run keeps it (the reconciliation report's row)."""
@@ -90,8 +100,9 @@ class LineItemRow(StepModel):
     @property
     def key(self) -> OrderLineItemKey:
         """The triple that identifies the line item to the invoice API."""
-        return OrderLineItemKey(orderId=self.order_id, orderLineItemId=self.order_line_item_id,
-                                shipmentId=self.shipment_id)
+        return OrderLineItemKey(
+            orderId=self.order_id, orderLineItemId=self.order_line_item_id, shipmentId=self.shipment_id
+        )
 
 
 class ReportTarget(StepModel):
@@ -115,6 +126,10 @@ class CreateReportOutput(StepModel):
     report_id: str | None = Field(default=None, alias="reportId")
     polls: int = 0
 
+    def metrics(self) -> dict[str, float]:
+        """Reports requested (or found already stored)."""
+        return {"ReportsRequested" if self.status == "REQUESTED" else "InvoicesAlreadyStored": 1.0}
+
 
 class CheckReportInput(StepModel):
     """The Map item's payload for check-report."""
@@ -134,6 +149,11 @@ class CheckReportOutput(StepModel):
     polls: int
     report_document_id: str | None = Field(default=None, alias="reportDocumentId")
 
+    def metrics(self) -> dict[str, float]:
+        """Polls, and reports that ended without a document or were deferred."""
+        ended = {"FATAL": "ReportsFailed", "CANCELLED": "ReportsFailed", "DEFERRED": "ReportsDeferred"}
+        return {"ReportPolls": 1.0, **({ended[self.status]: 1.0} if self.status in ended else {})}
+
 
 class DownloadDocumentInput(StepModel):
     """The Map item's payload for download-document."""
@@ -148,6 +168,10 @@ class DownloadDocumentOutput(StepModel):
 
     invoice_number: str = Field(alias="invoiceNumber")
     s3_keys: list[str] = Field(alias="s3Keys")
+
+    def metrics(self) -> dict[str, float]:
+        """Invoices and documents stored."""
+        return {"InvoicesStored": 1.0, "DocumentsStored": float(len(self.s3_keys))}
 
 
 class RunSummary(StepModel):
@@ -184,6 +208,16 @@ class Notification(StepModel):
     message: str
     summary: RunSummary
 
+    def metrics(self) -> dict[str, float]:
+        """The run's outcome, for the alarms."""
+        s = self.summary
+        return {
+            "RunInvoicesFailed": float(s.failed),
+            "RunInvoicesDeferred": float(s.deferred),
+            "RunLineItemsPending": float(s.pending),
+            "RunDocumentsStored": float(s.documents_stored),
+        }
+
 
 def _run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
@@ -202,10 +236,14 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
     key = _run_key(request.run_id, "line-items.json")
     rt.store.put_json(key, [row.model_dump(mode="json", by_alias=True) for row in rows])
     return RunContext(
-        runId=request.run_id, windowStart=start, windowEnd=end,
-        pollSeconds=run.poll_seconds or request.default_poll_seconds,
-        maxPolls=run.max_polls or request.default_max_polls,
-        transactionCount=len(transactions), lineItemCount=len(rows), lineItemsKey=key,
+        run_id=request.run_id,
+        window_start=start,
+        window_end=end,
+        poll_seconds=run.poll_seconds or request.default_poll_seconds,
+        max_polls=run.max_polls or request.default_max_polls,
+        transaction_count=len(transactions),
+        line_item_count=len(rows),
+        line_items_key=key,
     )
 
 
@@ -216,13 +254,21 @@ def _line_item_rows(transaction: Transaction) -> list[LineItemRow]:
         if key is None:  # a line item without the triple cannot be matched to an invoice; keep nothing half-known
             continue
         total = item.totalAmount
-        rows.append(LineItemRow(
-            transactionId=transaction.transactionId, transactionType=transaction.transactionType,
-            transactionDate=str(transaction.transactionDate) if transaction.transactionDate else None,
-            orderId=key.orderId, orderLineItemId=key.orderLineItemId, shipmentId=key.shipmentId,
-            asin=item.asin, title=item.productTitle, quantity=item.itemQuantity,
-            amount=total.amount if total else None, currency=(total.currencyCode or None) if total else None,
-        ))
+        rows.append(
+            LineItemRow(
+                transaction_id=transaction.transactionId,
+                transaction_type=transaction.transactionType,
+                transaction_date=str(transaction.transactionDate) if transaction.transactionDate else None,
+                order_id=key.orderId,
+                order_line_item_id=key.orderLineItemId,
+                shipment_id=key.shipmentId,
+                asin=item.asin,
+                title=item.productTitle,
+                quantity=item.itemQuantity,
+                amount=total.amount if total else None,
+                currency=(total.currencyCode or None) if total else None,
+            )
+        )
     return rows
 
 
@@ -236,15 +282,20 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
     matches = {_triple(key): [d.invoiceNumber for d in details] for key, details in lookup.by_line_item.items()}
     rt.store.put_json(_run_key(run.run_id, "matches.json"), matches)
     targets = report_targets(lookup.invoices.values())
-    stored = {n for n, rec in rt.ledger.get_many(t.invoice_number for t in targets).items()
-              if rec.state is InvoiceState.STORED}
+    stored = {
+        n
+        for n, rec in rt.ledger.get_many(t.invoice_number for t in targets).items()
+        if rec.state is InvoiceState.STORED
+    }
     todo = [t for t in targets if t.invoice_number not in stored]
     invoices_key = _run_key(run.run_id, "invoices.json")
     rt.store.put_json(invoices_key, [t.model_dump(mode="json", by_alias=True) for t in targets])
-    rt.store.put_json(_run_key(run.run_id, "report-targets.json"),
-                      [t.model_dump(mode="json", by_alias=True) for t in todo])
-    return run.model_copy(update={"invoices_key": _run_key(run.run_id, "report-targets.json"),
-                                  "invoice_count": len(todo)})
+    rt.store.put_json(
+        _run_key(run.run_id, "report-targets.json"), [t.model_dump(mode="json", by_alias=True) for t in todo]
+    )
+    return run.model_copy(
+        update={"invoices_key": _run_key(run.run_id, "report-targets.json"), "invoice_count": len(todo)}
+    )
 
 
 def _triple(key: OrderLineItemKey) -> str:
@@ -258,10 +309,12 @@ def report_targets(details: Iterable[InvoiceDetail]) -> list[ReportTarget]:
     """
     all_details = list(details)
     invoices = {d.invoiceNumber for d in all_details if not _is_credit_memo(d)}
-    targets = [ReportTarget(invoiceNumber=n) for n in sorted(invoices)]
-    orphans = sorted({d.invoiceNumber for d in all_details
-                      if _is_credit_memo(d) and d.associatedInvoiceNumber not in invoices} - invoices)
-    targets += [ReportTarget(invoiceNumber=n, documentType="Credits") for n in orphans]
+    targets = [ReportTarget(invoice_number=n) for n in sorted(invoices)]
+    orphans = sorted(
+        {d.invoiceNumber for d in all_details if _is_credit_memo(d) and d.associatedInvoiceNumber not in invoices}
+        - invoices
+    )
+    targets += [ReportTarget(invoice_number=n, document_type="Credits") for n in orphans]
     return targets
 
 
@@ -276,11 +329,10 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
     if record and record.state is InvoiceState.STORED:
         return CreateReportOutput(status="ALREADY_STORED")
     if record and record.report_id and record.state in (InvoiceState.REQUESTED, InvoiceState.DEFERRED):
-        return CreateReportOutput(status="REQUESTED", reportId=record.report_id)
-    report_id = rt.api.create_report(number, [rt.settings.marketplace_id],
-                                     document_type=request.invoice.document_type)
+        return CreateReportOutput(status="REQUESTED", report_id=record.report_id)
+    report_id = rt.api.create_report(number, [rt.settings.marketplace_id], document_type=request.invoice.document_type)
     rt.ledger.record_requested(number, report_id, request.run_id)
-    return CreateReportOutput(status="REQUESTED", reportId=report_id)
+    return CreateReportOutput(status="REQUESTED", report_id=report_id)
 
 
 def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
@@ -289,21 +341,31 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
     status = ReportProcessingStatus(report.processingStatus)
     polls = request.polls + 1
     if status is ReportProcessingStatus.DONE and report.reportDocumentId:
-        return CheckReportOutput(status="DONE", reportId=request.report_id, polls=polls,
-                                 reportDocumentId=report.reportDocumentId)
+        return CheckReportOutput(
+            status="DONE", report_id=request.report_id, polls=polls, report_document_id=report.reportDocumentId
+        )
     if status is ReportProcessingStatus.CANCELLED:
-        rt.ledger.record_failed(request.invoice_number, f"report {request.report_id} CANCELLED: Amazon has no "
-                                "document for this invoice", request.run_id)
-        return CheckReportOutput(status="CANCELLED", reportId=request.report_id, polls=polls)
+        rt.ledger.record_failed(
+            request.invoice_number,
+            f"report {request.report_id} CANCELLED: Amazon has no document for this invoice",
+            request.run_id,
+        )
+        return CheckReportOutput(status="CANCELLED", report_id=request.report_id, polls=polls)
     if status is ReportProcessingStatus.FATAL or status is ReportProcessingStatus.DONE:
-        rt.ledger.record_failed(request.invoice_number, f"report {request.report_id} ended {status.value} without a "
-                                "document", request.run_id)
-        return CheckReportOutput(status="FATAL", reportId=request.report_id, polls=polls)
+        rt.ledger.record_failed(
+            request.invoice_number,
+            f"report {request.report_id} ended {status.value} without a document",
+            request.run_id,
+        )
+        return CheckReportOutput(status="FATAL", report_id=request.report_id, polls=polls)
     if polls >= request.max_polls:
-        rt.ledger.record_deferred(request.invoice_number, f"report {request.report_id} still {status.value} after "
-                                  f"{polls} polls; the next run picks it up", request.run_id)
-        return CheckReportOutput(status="DEFERRED", reportId=request.report_id, polls=polls)
-    return CheckReportOutput(status=status.value, reportId=request.report_id, polls=polls)
+        rt.ledger.record_deferred(
+            request.invoice_number,
+            f"report {request.report_id} still {status.value} after {polls} polls; the next run picks it up",
+            request.run_id,
+        )
+        return CheckReportOutput(status="DEFERRED", report_id=request.report_id, polls=polls)
+    return CheckReportOutput(status=status.value, report_id=request.report_id, polls=polls)
 
 
 def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDocumentOutput:
@@ -318,12 +380,15 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
         data = rt.api.download(document.url, max_bytes=limit)
     pdfs = extract_pdfs(data)
     stored: list[StoredObject] = [
-        rt.store.put_bytes(f"documents/{rt.settings.marketplace_id}/{request.invoice_number}/{pdf.name}",
-                           pdf.content, "application/pdf")
+        rt.store.put_bytes(
+            f"documents/{rt.settings.marketplace_id}/{request.invoice_number}/{pdf.name}",
+            pdf.content,
+            "application/pdf",
+        )
         for pdf in pdfs
     ]
     rt.ledger.record_stored(request.invoice_number, stored, request.run_id)
-    return DownloadDocumentOutput(invoiceNumber=request.invoice_number, s3Keys=[o.key for o in stored])
+    return DownloadDocumentOutput(invoice_number=request.invoice_number, s3_keys=[o.key for o in stored])
 
 
 def summarize_run(run: RunContext, rt: Runtime) -> Notification:
@@ -356,11 +421,23 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
             totals[currency] = totals.get(currency, Decimal(0)) + row.amount
     summary_key = _run_key(run.run_id, "summary.json")
     summary = RunSummary(
-        runId=run.run_id, windowStart=run.window_start, windowEnd=run.window_end,
-        transactions=run.transaction_count, lineItems=len(rows), invoices=len(targets),
-        creditMemos=len(credit_memos), alreadyStored=len(targets) - len(todo), documentsStored=len(keys),
-        failed=len(failures), pending=pending, deferred=len(deferrals), s3Keys=sorted(keys), failures=failures,
-        deferrals=deferrals, totals={c: str(v) for c, v in totals.items()}, summaryKey=summary_key,
+        run_id=run.run_id,
+        window_start=run.window_start,
+        window_end=run.window_end,
+        transactions=run.transaction_count,
+        line_items=len(rows),
+        invoices=len(targets),
+        credit_memos=len(credit_memos),
+        already_stored=len(targets) - len(todo),
+        documents_stored=len(keys),
+        failed=len(failures),
+        pending=pending,
+        deferred=len(deferrals),
+        s3_keys=sorted(keys),
+        failures=failures,
+        deferrals=deferrals,
+        totals={c: str(v) for c, v in totals.items()},
+        summary_key=summary_key,
     )
     rt.store.put_json(summary_key, summary.model_dump(mode="json", by_alias=True))
     return Notification(subject=_subject(summary), message=_message(summary, rt.store.bucket), summary=summary)
@@ -368,8 +445,10 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
 
 def _subject(s: RunSummary) -> str:
     status = "needs attention" if s.failed else "complete"
-    subject = (f"Amazon Business invoices {s.window_start:%Y-%m-%d} to {s.window_end:%Y-%m-%d}: "
-               f"{s.documents_stored} documents stored, {status}")
+    subject = (
+        f"Amazon Business invoices {s.window_start:%Y-%m-%d} to {s.window_end:%Y-%m-%d}: "
+        f"{s.documents_stored} documents stored, {status}"
+    )
     return subject[:100]  # SNS subjects stop at 100 characters
 
 
@@ -389,4 +468,3 @@ def _message(s: RunSummary, bucket: str) -> str:
     lines += [f"  - deferred {d['invoiceNumber']}: {d['reason']}" for d in s.deferrals[:50]]
     lines.append(f"Summary: s3://{bucket}/{s.summary_key}")
     return "\n".join(lines)
-

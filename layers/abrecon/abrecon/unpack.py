@@ -119,7 +119,7 @@ def _gunzip(data: bytes, budget: _Budget) -> bytes:
                 if chunk:
                     budget.take(len(chunk))
                     out += chunk
-                elif not pending:
+                elif not pending and not inflater.eof:
                     # All input consumed, no more output, and no end-of-stream marker.
                     raise DocumentError("gzip data is truncated")
         except zlib.error as exc:

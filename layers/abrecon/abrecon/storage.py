@@ -143,8 +143,13 @@ class Ledger:
         return found
 
     def _write(self, invoice_number: str, run_id: str, fields: dict[str, Any], condition: str | None = None) -> None:
-        item = {"pk": _invoice_pk(invoice_number), "invoiceNumber": invoice_number, "runId": run_id,
-                "updatedAt": _now(), **fields}
+        item = {
+            "pk": _invoice_pk(invoice_number),
+            "invoiceNumber": invoice_number,
+            "runId": run_id,
+            "updatedAt": _now(),
+            **fields,
+        }
         names = {f"#{k}": k for k in item if k != "pk"}
         values = {f":{k}": v for k, v in item.items() if k != "pk"}
         update = "SET " + ", ".join(f"#{k} = :{k}" for k in item if k != "pk")
@@ -152,8 +157,13 @@ class Ledger:
         if condition:
             kwargs["ConditionExpression"] = condition
         try:
-            self._table.update_item(Key={"pk": item["pk"]}, UpdateExpression=update,
-                                    ExpressionAttributeNames=names, ExpressionAttributeValues=values, **kwargs)
+            self._table.update_item(
+                Key={"pk": item["pk"]},
+                UpdateExpression=update,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **kwargs,
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise
@@ -161,14 +171,22 @@ class Ledger:
 
     def record_requested(self, invoice_number: str, report_id: str, run_id: str) -> None:
         """Persist the reportId before any wait, so a retry or a later run reuses it instead of asking again."""
-        self._write(invoice_number, run_id, {"state": InvoiceState.REQUESTED.value, "reportId": report_id,
-                                             "reason": None})
+        self._write(
+            invoice_number, run_id, {"state": InvoiceState.REQUESTED.value, "reportId": report_id, "reason": None}
+        )
 
     def record_stored(self, invoice_number: str, objects: list[StoredObject], run_id: str) -> None:
         """Mark the invoice's documents stored, with their keys and checksums."""
-        self._write(invoice_number, run_id, {"state": InvoiceState.STORED.value,
-                                             "s3Keys": [o.key for o in objects],
-                                             "sha256": [o.sha256 for o in objects], "reason": None})
+        self._write(
+            invoice_number,
+            run_id,
+            {
+                "state": InvoiceState.STORED.value,
+                "s3Keys": [o.key for o in objects],
+                "sha256": [o.sha256 for o in objects],
+                "reason": None,
+            },
+        )
 
     def record_failed(self, invoice_number: str, reason: str, run_id: str) -> None:
         """Mark the invoice failed, with a reason a person can act on."""
@@ -177,4 +195,3 @@ class Ledger:
     def record_deferred(self, invoice_number: str, reason: str, run_id: str) -> None:
         """Hand the invoice to the next run, keeping its reportId so no second report is created."""
         self._write(invoice_number, run_id, {"state": InvoiceState.DEFERRED.value, "reason": reason})
-

@@ -63,7 +63,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if retry_after is not None:
-            return retry_after
+            return min(max(retry_after, 0.0), self.max_delay)
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)], which spreads
         # concurrent clients apart better than a fixed or equal-jitter backoff.
         ceiling = min(self.max_delay, self.base_delay * (2.0 ** min(attempt - 1, 30)))

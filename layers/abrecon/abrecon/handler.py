@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
+from abrecon import steps
 from abrecon.errors import InvalidInputError
 from abrecon.runtime import Runtime, get_runtime
 
@@ -20,7 +22,7 @@ InputT = TypeVar("InputT", bound=BaseModel)
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], BaseModel]) -> Handler:
+def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], steps.StepModel]) -> Handler:
     """Wrap a domain step as a Lambda handler: parse the event into input_model, run step, return its JSON."""
 
     @logger.inject_lambda_context(correlation_id_path="runId")
@@ -34,6 +36,9 @@ def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], Ba
             fields = ", ".join(".".join(str(p) for p in err["loc"]) + f" ({err['type']})" for err in exc.errors())
             raise InvalidInputError(f"{step.__name__}: invalid input: {fields}") from exc
         result = step(request, get_runtime())
+        for name, value in result.metrics().items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return result.model_dump(mode="json", by_alias=True)
 
-    return lambda_handler
+    handler: Handler = lambda_handler  # the Powertools decorators are untyped
+    return handler

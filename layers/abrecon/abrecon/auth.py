@@ -110,9 +110,8 @@ class LwaTokenProvider:
         except Exception as exc:  # noqa: BLE001
             # Any other loader failure is a configuration problem too.
             # No chaining: a custom loader's exception text might quote the secret.
-            raise ConfigurationError(
-                f"secret {self.secret_id!r} could not be read ({type(exc).__name__})"
-            ) from None
+            kind = type(exc).__name__
+            raise ConfigurationError(f"secret {self.secret_id!r} could not be read ({kind})") from None
         if not isinstance(secret, Mapping):
             raise ConfigurationError(f"secret {self.secret_id!r} is not a JSON object")
         missing = [key for key in _SECRET_KEYS if not _non_blank(secret.get(key))]

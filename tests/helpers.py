@@ -1,0 +1,30 @@
+"""Helpers the tests share: sample events and handlers loaded the way Lambda loads them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "template.yaml"
+EVENTS = ROOT / "events"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ (the same files `sam local invoke -e` takes)."""
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+def load_handler(function_dir: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """Import functions/<function_dir>/app.py as Lambda would and return its handler."""
+    path = ROOT / "functions" / function_dir / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{function_dir.replace('-', '_')}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
+    return handler

@@ -1,0 +1,168 @@
+"""Each handler run in-process against moto (resources from template.yaml) and the Amazon Business emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from helpers import load_event, load_handler
+
+from abrecon.errors import ConfigurationError, InvalidInputError
+from abrecon.runtime import get_runtime
+from abrecon.settings import get_settings
+from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.emulator import Emulator
+from abrecon_sandbox.stack import REGION
+
+
+class FakeContext:
+    """The Lambda context fields Powertools reads."""
+
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "req-1"
+
+
+@pytest.fixture
+def as_function(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Give the test process exactly the environment the template gives one function."""
+
+    def use(logical_id: str) -> None:
+        assert local_aws.stack is not None
+        spec = local_aws.stack.functions[logical_id]
+        for name, value in {
+            **spec.environment,
+            **CREDENTIALS,
+            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        get_runtime.cache_clear()
+        parameters.clear_caches()  # a fresh execution environment reads the secret anew
+
+    yield use
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+
+
+def _window(emulator: Emulator) -> dict[str, str]:
+    return {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
+
+
+def test_handlers_take_a_window_to_stored_pdfs(
+    emulator: Emulator, local_aws: LocalAws, as_function: Callable[[str], None]
+) -> None:
+    """fetch-transactions -> fetch-invoices -> create/check/download per invoice -> summarize-run, with events/."""
+    assert local_aws.stack is not None
+    event = load_event("fetch-transactions") | {"request": _window(emulator), "runId": "handler-test"}
+    as_function("FetchTransactionsFunction")
+    run = load_handler("fetch-transactions")(event, FakeContext())
+    assert run["lineItemCount"] == emulator.line_item_count()
+    assert run["pollSeconds"] == 15  # the event's default, as the state machine passes it
+
+    as_function("FetchInvoicesFunction")
+    run = load_handler("fetch-invoices")(run, FakeContext())
+    targets = get_runtime().store.get_json(run["invoicesKey"])
+    assert {t["invoiceNumber"] for t in targets} == emulator.invoice_numbers()
+
+    s3 = local_aws.client("s3")
+    bucket = local_aws.stack.output("DocumentBucket")
+    key_arn = local_aws.stack.output("DocumentKey", "Arn")
+    expected = emulator.expected_documents()
+    for target in targets:
+        number = target["invoiceNumber"]
+        as_function("CreateReportFunction")
+        report = load_handler("create-report")({"invoice": target, "runId": "handler-test"}, FakeContext())
+        assert report["status"] == "REQUESTED"
+        again = load_handler("create-report")({"invoice": target, "runId": "handler-test"}, FakeContext())
+        assert again["reportId"] == report["reportId"], "a second call must reuse the reportId in the ledger"
+        as_function("CheckReportFunction")
+        check = {
+            "invoiceNumber": number,
+            "reportId": report["reportId"],
+            "polls": 0,
+            "maxPolls": 50,
+            "runId": "handler-test",
+        }
+        deadline = time.monotonic() + 30
+        while (status := load_handler("check-report")(check, FakeContext()))["status"] != "DONE":
+            assert status["status"] in ("IN_QUEUE", "IN_PROGRESS") and time.monotonic() < deadline
+            check["polls"] = status["polls"]
+            time.sleep(0.1)
+        as_function("DownloadDocumentFunction")
+        stored = load_handler("download-document")(
+            {"invoiceNumber": number, "reportDocumentId": status["reportDocumentId"], "runId": "handler-test"},
+            FakeContext(),
+        )
+        assert len(stored["s3Keys"]) == len(expected[number])
+        for key, (name, content) in zip(sorted(stored["s3Keys"]), sorted(expected[number]), strict=True):
+            assert key.endswith(name)
+            head = s3.head_object(Bucket=bucket, Key=key)
+            assert head["ServerSideEncryption"] == "aws:kms"
+            assert head["SSEKMSKeyId"] == key_arn
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
+
+    as_function("SummarizeRunFunction")
+    note = load_handler("summarize-run")(run, FakeContext())
+    summary = note["summary"]
+    assert summary["invoices"] == len(targets)
+    assert summary["documentsStored"] == sum(len(docs) for docs in expected.values())
+    assert summary["failed"] == 0 and summary["pending"] == 0
+    assert "documents stored" in note["subject"] and note["subject"] == note["subject"][:100]
+    stored_summary = json.loads(s3.get_object(Bucket=bucket, Key=summary["summaryKey"])["Body"].read())
+    assert stored_summary["documentsStored"] == summary["documentsStored"]
+
+
+def test_bad_input_is_a_typed_error_naming_the_field(as_function: Callable[[str], None]) -> None:
+    as_function("CheckReportFunction")
+    event = load_event("check-report")
+    del event["reportId"]
+    with pytest.raises(InvalidInputError, match="reportId"):
+        load_handler("check-report")(event, FakeContext())
+
+
+def test_backfill_window_must_be_ordered(as_function: Callable[[str], None]) -> None:
+    as_function("FetchTransactionsFunction")
+    event = load_event("fetch-transactions") | {"request": {"from": "2026-11-02", "to": "2026-11-01"}}
+    with pytest.raises(InvalidInputError, match="request"):
+        load_handler("fetch-transactions")(event, FakeContext())
+
+
+def test_malformed_secret_names_the_secret_and_hides_its_value(
+    local_aws: LocalAws, as_function: Callable[[str], None]
+) -> None:
+    assert local_aws.stack is not None
+    secret_id = local_aws.stack.output("LwaSecret")
+    secrets = local_aws.client("secretsmanager")
+    good = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
+    secrets.put_secret_value(SecretId=secret_id, SecretString='{"client_id": "amzn1.sekrit-value"}')
+    try:
+        as_function("FetchTransactionsFunction")
+        event = load_event("fetch-transactions") | {
+            "request": {
+                "from": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
+                "to": datetime(2026, 1, 2, tzinfo=UTC).isoformat(),
+            }
+        }
+        with pytest.raises(ConfigurationError) as caught:
+            load_handler("fetch-transactions")(event, FakeContext())
+        assert secret_id in str(caught.value)
+        assert "sekrit" not in str(caught.value)
+    finally:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=good)
+
+
+def test_missing_setting_is_a_configuration_error(
+    as_function: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_function("FetchTransactionsFunction")
+    monkeypatch.delenv("DOCUMENT_BUCKET")
+    with pytest.raises(ConfigurationError, match="DOCUMENT_BUCKET"):
+        load_handler("fetch-transactions")(load_event("fetch-transactions"), FakeContext())
