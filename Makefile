@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 SAM_VENV := .tools/sam
+# checkov pins boto3==1.35.49, which the runtime's boto3 conflicts with: it lives in a venv of its own.
+CHECKOV_VENV := .tools/checkov
 # sam build needs an interpreter matching the Lambda runtime (python3.13); pyenv provides one on these machines.
 PY313_DIR := $(shell dirname "$$(pyenv prefix 3.13.0 2>/dev/null)/bin/python3.13" 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup run test lint typecheck template layer-requirements unit build clean
+.PHONY: setup run test lint typecheck template security fuzz layer-requirements unit build browser clean
 
 setup: $(VENV)/.synced
 
@@ -29,7 +31,7 @@ run: setup
 	$(BIN)/abrecon sandbox run --summary .sandbox/summary.json
 
 ## All checks: lint, types, template lint, layer pins, every test, and sam build.
-test: setup lint typecheck template layer-requirements unit build
+test: setup lint typecheck template security layer-requirements unit build
 
 lint: setup
 	$(BIN)/ruff check .
@@ -43,6 +45,27 @@ typecheck: setup
 template: setup
 	$(BIN)/cfn-lint template.yaml
 
+$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r tools/checkov-requirements.txt
+	touch $@
+
+## Security checks: template IAM/encryption/secret tests and endpoint checks, checkov over the template (skips are
+## justified in the resources' Metadata), bandit over the code, pip-audit over uv.lock (runtime + dev).
+## bandit on sandbox/ skips B101 (asserts narrow types in local tooling, as ruff's S101 is off project-wide) and
+## B311 (random drives the emulator's seeded simulation); every other finding is fixed or has an inline nosec reason.
+## PIP_AUDIT_FLAGS=--strict also fails when pip-audit could not look a package up.
+security: setup $(CHECKOV_VENV)/.installed
+	$(BIN)/pytest -q tests/security
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --skip-download --compact --quiet
+	$(BIN)/bandit -q -r layers cli functions
+	$(BIN)/bandit -q -r sandbox --skip B101,B311
+	$(BIN)/python tools/pip_audit_lock.py $(PIP_AUDIT_FLAGS)
+
+## Fuzzing with a bigger budget than the CI-sized run inside `make unit` (HYPOTHESIS_PROFILE=ci).
+fuzz: setup
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-long} $(BIN)/pytest -q tests/fuzz
+
 # The layer's requirements are the lock's runtime closure; a drift fails here.
 layer-requirements: setup
 	$(BIN)/uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet \
@@ -52,11 +75,21 @@ layer-requirements: setup
 layer-lock: setup
 	$(BIN)/uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet > layers/abrecon/requirements.txt
 
-unit: setup
+unit: setup browser
 	$(BIN)/pytest
 
 build: $(SAM_VENV)/.installed
 	PATH="$(PY313_DIR):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build
 
+# The end-to-end tests open the HTML report in headless Chromium: Debian's package, installed when it is missing.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
 clean:
-	rm -rf .aws-sam .sandbox .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .sandbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -4,21 +4,45 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
+
+from abrecon_cli import ops
 
 
 def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
-    from abrecon_sandbox.run import SandboxOptions, run_sandbox
+    from abrecon.errors import ConfigurationError
+    from abrecon_sandbox.run import SandboxOptions, lwa_credentials_from, run_sandbox
 
-    options = SandboxOptions(
-        seed=args.seed, orders=args.orders, speed=args.speed, poll_seconds=args.poll_seconds, summary_file=args.summary
-    )
-    return run_sandbox(options)
+    try:
+        credentials = None
+        if args.api_endpoint:
+            credentials = lwa_credentials_from(args.lwa_client_id, args.lwa_client_secret, args.lwa_refresh_token)
+        options = SandboxOptions(
+            seed=args.seed,
+            orders=args.orders,
+            # Another endpoint is paced and polled as Amazon is, unless told otherwise.
+            speed=args.speed if args.speed is not None else (1.0 if args.api_endpoint else 60.0),
+            poll_seconds=args.poll_seconds,
+            summary_file=args.summary,
+            region=args.region,
+            jp_inconsistent_invoices=args.jp_inconsistent,
+            api_endpoint=args.api_endpoint,
+            lwa_endpoint=args.lwa_endpoint,
+            lwa_credentials=credentials,
+            window_from=args.window_from,
+            window_to=args.window_to,
+            export_dir=args.export,
+        )
+        return run_sandbox(options)
+    except ConfigurationError as exc:
+        print(f"abrecon sandbox run: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `abrecon sandbox run [...]`."""
+    """The command line: `abrecon sandbox run [...]`, and start/watch/invoices for a deployed stack."""
     parser = argparse.ArgumentParser(prog="abrecon", description="Amazon Business invoices into your books.")
     commands = parser.add_subparsers(dest="command", required=True)
     sandbox = commands.add_parser("sandbox", help="the whole pipeline on this machine (moto + emulator)")
@@ -29,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--speed",
         type=float,
-        default=60.0,
+        default=None,
         help="divide the emulator's durations (report latency, URL lifetime, rate-limit refill) "
-        "and the poll interval by this factor (default 60)",
+        "and the poll interval by this factor (default 60; 1 with --api-endpoint)",
     )
     run.add_argument(
         "--poll-seconds",
@@ -40,8 +64,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between getReport polls (default: 15 divided by --speed, at least 1)",
     )
     run.add_argument("--summary", type=Path, default=None, help="write the run's summary JSON here")
+    run.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy the run's reconciliation report (CSV, HTML) and its PDFs into DIR, in the bucket's layout",
+    )
+    run.add_argument(
+        "--region",
+        choices=("NA", "EU", "JP"),
+        default="NA",
+        help="Amazon Business region: the template's AmazonBusinessRegion and the emulator's data set "
+        "(NA or JP; EU only with --api-endpoint). JP invoices get the tax-qualified invoice checks",
+    )
+    run.add_argument(
+        "--jp-inconsistent",
+        type=_not_negative,
+        default=0,
+        help="JP only: invoices the emulator breaks on purpose, for the checks to flag (default 0)",
+    )
+    other = run.add_argument_group(
+        "another endpoint",
+        "run against another Amazon Business endpoint (Amazon's sandbox, your own mock) instead of the built-in "
+        "emulator; AWS stays local. Plain http only for loopback addresses. Credentials: flags, else the "
+        "ABRECON_LWA_CLIENT_ID, ABRECON_LWA_CLIENT_SECRET and ABRECON_LWA_REFRESH_TOKEN variables (prefer these: "
+        "flags show in the process list)",
+    )
+    other.add_argument("--api-endpoint", metavar="URL", default=None, help="the Amazon Business API host")
+    other.add_argument("--lwa-endpoint", metavar="URL", default=None, help="LWA token endpoint (default Amazon's)")
+    other.add_argument("--lwa-client-id", default=None)
+    other.add_argument("--lwa-client-secret", default=None)
+    other.add_argument("--lwa-refresh-token", default=None)
+    other.add_argument(
+        "--from", dest="window_from", type=_datetime, default=None, help="window start, ISO 8601 (UTC if no offset)"
+    )
+    other.add_argument(
+        "--to",
+        dest="window_to",
+        type=_datetime,
+        default=None,
+        help="window end; without --from/--to: the last LookbackDays days",
+    )
     run.set_defaults(func=_sandbox_run)
+    ops.add_commands(commands)  # start, watch, invoices: for a deployed stack
     return parser
+
+
+def _not_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
 
 
 def _positive(text: str) -> int:

@@ -19,7 +19,12 @@ from abrecon_sandbox.lambdas import LambdaRouter, WorkerPool
 from abrecon_sandbox.meter import StepFunctionsMeter
 from abrecon_sandbox.stack import REGION, Stack, build_stack
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# moto's documented dummy credentials, valid only against the local moto server.
+CREDENTIALS = {  # nosec B105
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
 
 
 class LocalAws:
@@ -48,6 +53,7 @@ class LocalAws:
         self.stack: Stack | None = None
         self.endpoint_url = ""
         self.meter = StepFunctionsMeter()
+        self.router: LambdaRouter | None = None
 
     def __enter__(self) -> LocalAws:
         self.start()
@@ -77,7 +83,7 @@ class LocalAws:
         self.stack = build_stack(self._template, self._stack_name, self._parameters, self.endpoint_url)
         worker_env = {
             "PATH": os.environ.get("PATH", ""),
-            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108 - only when HOME is unset
+            "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108  # nosec B108 # only when HOME is unset
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "AWS_REGION": REGION,
@@ -90,6 +96,7 @@ class LocalAws:
         }
         self.pool = WorkerPool(self.stack.functions.values(), worker_env, self._log_dir, self._max_workers)
         router.pool = self.pool
+        self.router = router
 
     def client(self, service: str) -> Any:
         """A boto3 client for the local AWS."""

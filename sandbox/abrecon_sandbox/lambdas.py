@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
+import subprocess  # nosec B404 # runs our own interpreter only (the Lambda worker processes)
 import sys
 import threading
 import time
@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from abrecon_sandbox.lambda_worker import read_message, write_message
 
+AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 
 
@@ -57,7 +58,7 @@ class Worker:
         }
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
             [sys.executable, "-m", "abrecon_sandbox.lambda_worker", str(spec.code_dir), spec.handler],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -193,10 +194,29 @@ class LambdaRouter:
     def __init__(self, app: Callable[..., Any]) -> None:
         self._app = app
         self.pool: WorkerPool | None = None  # set once the stack's functions are known
+        self.requests: Counter[str] = Counter()  # "service:action" -> AWS requests, for the cost estimate
+        self._requests_lock = threading.Lock()
+
+        # moto checks a DynamoDB condition and writes in two steps with no lock between them; DynamoDB makes each
+        # write atomic. Serialising DynamoDB requests gives conditional writes their real meaning under concurrency.
+        self._dynamodb_lock = threading.Lock()
+
+    def _count(self, environ: dict[str, Any]) -> str:
+        scope = AUTH_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        service = scope.group(1) if scope else "unsigned"
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        action = target.rsplit(".", 1)[-1] if target else environ.get("REQUEST_METHOD", "")
+        with self._requests_lock:
+            self.requests[f"{service}:{action}"] += 1
+        return service
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Route one request."""
+        service = self._count(environ)
         match = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        if service == "dynamodb":
+            with self._dynamodb_lock:
+                return list(self._app(environ, start_response))
         if environ.get("REQUEST_METHOD") != "POST" or match is None:
             result: Iterable[bytes] = self._app(environ, start_response)
             return result

@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
+from abrecon._http import require_secure_url
+from abrecon.errors import ConfigurationError
+from abrecon.pacing import parse_limits
 from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.floor import floor_seconds
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
+from abrecon_sandbox.stack import load_template
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 AMAZON_POLL_SECONDS = 15
+AMAZON_FATAL_RETRY_SECONDS = 300  # the template's FatalRetrySeconds default
+# Where `--api-endpoint` runs take the LWA credentials from when no flag gives them.
+LWA_CREDENTIAL_ENV = {
+    "client_id": "ABRECON_LWA_CLIENT_ID",
+    "client_secret": "ABRECON_LWA_CLIENT_SECRET",
+    "refresh_token": "ABRECON_LWA_REFRESH_TOKEN",
+}
+
+
+def scaled_rate_limits(speed: float) -> str:
+    """The template's ApiRateLimits with every rate multiplied by speed, matching the emulator's sped-up buckets."""
+    default = str(load_template(TEMPLATE)["Parameters"]["ApiRateLimits"]["Default"])
+    return ",".join(f"{op}={limit.rate * speed:g}/{limit.burst}" for op, limit in parse_limits(default).items())
 
 
 class SandboxError(Exception):
@@ -35,32 +56,101 @@ class SandboxOptions:
     summary_file: Path | None = None
     deadline_seconds: float = 900.0
     log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".sandbox" / "logs")
+    region: str = "NA"  # the template's AmazonBusinessRegion; the built-in emulator has NA and JP data
+    jp_inconsistent_invoices: int = 0  # JP: invoices the emulator breaks on purpose (the checks must flag them)
+    faults: str = "none"  # the built-in emulator's fault profile
+    # Another Amazon Business endpoint (Amazon's sandbox, someone's mock) instead of the built-in emulator;
+    # then the LWA credentials come from lwa_credentials (see lwa_credentials_from) and the window from window_*.
+    api_endpoint: str | None = None
+    lwa_endpoint: str | None = None
+    lwa_credentials: Mapping[str, str] | None = field(default=None, repr=False)
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    export_dir: Path | None = None  # the run's report (CSV, HTML) and PDFs, copied here in the bucket's layout
 
     @property
     def effective_poll_seconds(self) -> int:
         """Amazon's 15 s poll interval divided by the speed factor (Wait states take whole seconds)."""
         return self.poll_seconds or max(1, round(AMAZON_POLL_SECONDS / self.speed))
 
+    @property
+    def fatal_retry_seconds(self) -> int:
+        """The cool-down before the one new report after a FATAL, divided by the speed factor."""
+        return max(1, round(AMAZON_FATAL_RETRY_SECONDS / self.speed))
+
+
+def lwa_credentials_from(
+    client_id: str | None = None,
+    client_secret: str | None = None,
+    refresh_token: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """The LWA credentials for an `--api-endpoint` run: each from its flag, else its ABRECON_LWA_* variable.
+
+    A missing one is a ConfigurationError naming the flag and the variable, never a value.
+    """
+    given = {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}
+    found = {key: value or environ.get(LWA_CREDENTIAL_ENV[key], "") for key, value in given.items()}
+    missing = [key for key, value in found.items() if not value]
+    if missing:
+        names = ", ".join(f"--lwa-{key.replace('_', '-')} or {LWA_CREDENTIAL_ENV[key]}" for key in missing)
+        raise ConfigurationError(f"LWA credentials missing for --api-endpoint: {names}")
+    return found
+
+
+def _check_endpoint_options(options: SandboxOptions) -> None:
+    """Refuse a run against another endpoint that cannot work, before anything starts."""
+    if options.api_endpoint is None:
+        if options.lwa_endpoint or options.lwa_credentials:
+            raise ConfigurationError("--lwa-endpoint and LWA credentials go with --api-endpoint")
+        return
+    # Plain http only for loopback addresses (someone's own mock on this machine): the client's own rule.
+    require_secure_url(options.api_endpoint, "--api-endpoint")
+    if options.lwa_endpoint:
+        require_secure_url(options.lwa_endpoint, "--lwa-endpoint")
+    if not options.lwa_credentials:
+        raise ConfigurationError("--api-endpoint needs LWA credentials (flags or ABRECON_LWA_* variables)")
+    if (options.window_from is None) != (options.window_to is None):
+        raise ConfigurationError("give both --from and --to, or neither (the last LookbackDays days)")
+
 
 @dataclass
 class SandboxRun:
     """Handles on a running sandbox, for tests that look inside afterwards."""
 
-    emulator: Emulator
+    emulator: Emulator | None  # None when the run went to another endpoint (SandboxOptions.api_endpoint)
     aws: LocalAws
     summary: dict[str, Any]
 
 
 def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[SandboxRun] | None = None) -> int:
     """Run one execution end to end; 0 if it SUCCEEDED. With keep, the run's handles are appended and left open."""
-    emulator = Emulator(EmulatorConfig(seed=options.seed, orders=options.orders, speed=options.speed))
-    emulator.start()
+    _check_endpoint_options(options)
+    emulator: Emulator | None = None
+    if options.api_endpoint is None:
+        try:
+            config = EmulatorConfig(
+                seed=options.seed,
+                orders=options.orders,
+                speed=options.speed,
+                region=options.region,
+                faults=options.faults,
+                jp_inconsistent_invoices=options.jp_inconsistent_invoices,
+            )
+        except ValueError as exc:  # e.g. a region the built-in emulator has no data for
+            raise ConfigurationError(f"built-in emulator: {exc}") from exc
+        emulator = Emulator(config)
+        emulator.start()
+    lwa_endpoint = options.lwa_endpoint or (emulator.lwa_url if emulator else None)
     aws = LocalAws(
         TEMPLATE,
         {
-            "ApiEndpoint": emulator.base_url,
-            "LwaEndpoint": emulator.lwa_url,
+            "AmazonBusinessRegion": options.region,
+            "ApiEndpoint": options.api_endpoint or (emulator.base_url if emulator else ""),
+            **({"LwaEndpoint": lwa_endpoint} if lwa_endpoint else {}),
+            "FatalRetrySeconds": str(options.fatal_retry_seconds),
             "PollSeconds": str(options.effective_poll_seconds),
+            "ApiRateLimits": scaled_rate_limits(options.speed),
         },
         options.log_dir,
     )
@@ -69,32 +159,42 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
         summary = _run_once(options, emulator, aws, out)
     except BaseException:
         aws.stop()
-        emulator.stop()
+        if emulator:
+            emulator.stop()
         raise
     if keep is not None:
         keep.append(SandboxRun(emulator=emulator, aws=aws, summary=summary))
     else:
         aws.stop()
-        emulator.stop()
+        if emulator:
+            emulator.stop()
     return 0 if summary["status"] == "SUCCEEDED" else 1
 
 
-def _run_once(options: SandboxOptions, emulator: Emulator, aws: LocalAws, out: TextIO) -> dict[str, Any]:
+def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws, out: TextIO) -> dict[str, Any]:
     assert aws.stack is not None and aws.pool is not None
     stack = aws.stack
+    credentials = emulator.credentials if emulator else dict(options.lwa_credentials or {})
     # What an operator does after deploy: put the LWA credentials into the stack's secret.
     aws.client("secretsmanager").put_secret_value(
-        SecretId=stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
+        SecretId=stack.output("LwaSecret"), SecretString=json.dumps(credentials)
     )
     finance_inbox = _subscribe_queue(aws, stack.output("FinanceTopic"))
-    config = emulator.config
     started_at = datetime.now(UTC)
     name = f"sandbox-{started_at:%Y%m%dT%H%M%S}-seed{options.seed}"
-    run_input = {"from": config.window_start.isoformat(), "to": config.window_end.isoformat()}
+    window = (options.window_from, options.window_to)
+    if emulator and window[0] is None:
+        window = (emulator.config.window_start, emulator.config.window_end)
+    run_input = {"from": window[0].isoformat(), "to": window[1].isoformat()} if window[0] and window[1] else {}
+    if emulator:
+        where = f"Amazon Business emulator at {emulator.base_url} ({options.region} data)"
+        what = f"{options.orders} orders (seed {options.seed})"
+    else:
+        where = f"Amazon Business API at {options.api_endpoint} ({options.region}), not the built-in emulator"
+        what = f"window {run_input.get('from', 'last LookbackDays days')} to {run_input.get('to', 'now')}"
     print(
-        f"abrecon sandbox: {options.orders} orders (seed {options.seed}), speed x{options.speed:g}, "
-        f"poll every {options.effective_poll_seconds}s; AWS at {aws.endpoint_url}, "
-        f"Amazon Business emulator at {emulator.base_url}",
+        f"abrecon sandbox: {what}, speed x{options.speed:g}, "
+        f"poll every {options.effective_poll_seconds}s; AWS at {aws.endpoint_url}, {where}",
         file=out,
     )
     for note in stack.skipped:
@@ -109,7 +209,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator, aws: LocalAws, out: T
     elapsed = time.monotonic() - clock
     description = sfn.describe_execution(executionArn=execution_arn)
     run_summary: dict[str, Any] = json.loads(description.get("output") or "{}") if status == "SUCCEEDED" else {}
-    stats = emulator.stats()
+    # Calls to another endpoint are not counted: only the built-in emulator sees them.
+    stats = emulator.stats() if emulator else {"apiCalls": {}, "throttled429": None}
     summary = {
         "status": status,
         "executionArn": execution_arn,
@@ -122,19 +223,35 @@ def _run_once(options: SandboxOptions, emulator: Emulator, aws: LocalAws, out: T
         "deferred": run_summary.get("deferred", 0),
         "failures": run_summary.get("failures", []),
         "s3Keys": run_summary.get("s3Keys", []),
+        "region": options.region,
+        "apiEndpoint": options.api_endpoint or "emulator",
+        "pdfsRequested": run_summary.get("pdfsRequested", True),
+        "checked": run_summary.get("checked", 0),
+        "flagged": run_summary.get("flagged", 0),
+        "flags": run_summary.get("flags", []),
         "bucket": stack.output("DocumentBucket"),
         "elapsedSeconds": round(elapsed, 2),
         "stateTransitions": aws.meter.state_transitions,
         "maxHistoryEvents": aws.meter.max_history_events,
+        "maxPayloadBytes": aws.meter.max_payload_bytes,
+        "floorSeconds": round(_floor(emulator, options.speed), 2) if emulator else None,
+        "duplicates": _duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
         "apiCalls": stats["apiCalls"],
         "throttled429": stats["throttled429"],
+        "throttled429ByOperation": stats.get("throttled429ByOperation", {}),
         "lambdaInvocations": dict(aws.pool.stats.invocations),
         "lambdaGbSeconds": round(aws.pool.stats.gb_seconds, 3),
+        "awsRequests": dict(aws.router.requests) if aws.router else {},
         "financeMessage": _receive(aws, finance_inbox),
+        "reportKey": run_summary.get("reportKey"),
+        "reportHtmlKey": run_summary.get("reportHtmlKey"),
+        "outcome": run_summary.get("outcome"),
     }
     if status != "SUCCEEDED":
         summary["error"] = {"error": description.get("error"), "cause": description.get("cause")}
     _print_summary(summary, out)
+    if options.export_dir and summary["reportKey"]:
+        summary["exported"] = export_run(aws, summary, options.export_dir, out)
     if options.summary_file:
         options.summary_file.parent.mkdir(parents=True, exist_ok=True)
         options.summary_file.write_text(json.dumps(summary, indent=2) + "\n")
@@ -170,6 +287,32 @@ def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float,
         time.sleep(0.5)
 
 
+def _floor(emulator: Emulator, speed: float) -> float:
+    """The earliest finish Amazon's limits and this run's report latencies allow (see floor.py)."""
+    stats = emulator.stats()
+    calls, throttled = stats["apiCalls"], stats.get("throttled429ByOperation", {})
+
+    def answered(operation: str) -> int:
+        return int(calls.get(operation, 0)) - int(throttled.get(operation, 0))
+
+    reports = sorted(emulator.state.reports.values(), key=lambda r: r.created_mono)
+    limits = parse_limits(scaled_rate_limits(speed))
+    # The floor is measured against Amazon's own limits, without the pipeline's headroom.
+    return floor_seconds(answered("getTransactions"), answered("getInvoiceDetailsByOrderLineItems"),
+                         [r.latency_s for r in reports], limits)
+
+
+def _duplicates(emulator: Emulator, aws: LocalAws, bucket: str) -> dict[str, int]:
+    """Reports asked for twice for the same invoice and document objects written twice (both must stay 0)."""
+    per_invoice = Counter(
+        (r.options.get("invoiceId"), r.options.get("documentType")) for r in emulator.state.reports.values()
+    )
+    versions: Counter[str] = Counter()
+    for page in aws.client("s3").get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="documents/"):
+        versions.update(v["Key"] for v in page.get("Versions", []))
+    return {"reports": sum(n - 1 for n in per_invoice.values()), "objects": sum(n - 1 for n in versions.values())}
+
+
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
@@ -199,7 +342,28 @@ def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
     return queue_url
 
 
-def _receive(aws: LocalAws, queue_url: str) -> dict[str, str] | None:
+def export_run(aws: LocalAws, summary: dict[str, Any], directory: Path, out: TextIO) -> dict[str, Any]:
+    """Copy the run's report (CSV, HTML) and its PDFs out of the bucket into directory, in the bucket's layout.
+
+    The layout is the bucket's (runs/<run>/report.html, documents/...), so the report's links to the PDFs work,
+    as they do in any copy of the bucket (aws s3 sync).
+    """
+    s3 = aws.client("s3")
+    root = directory.resolve()
+    keys = [summary["reportKey"], summary["reportHtmlKey"], *summary["s3Keys"]]
+    for key in keys:
+        target = (root / key).resolve()
+        if not target.is_relative_to(root):  # keys come from the run; never write outside the directory
+            raise SandboxError(f"refusing to export {key!r} outside {root}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=summary["bucket"], Key=key)["Body"].read())
+    exported = {"dir": str(root), "csv": str(root / keys[0]), "html": str(root / keys[1]), "pdfs": len(keys) - 2}
+    print(f"\nreport exported: open {exported['html']}", file=out)
+    print(f"  spreadsheet {exported['csv']}, {exported['pdfs']} PDFs under {root / 'documents'}", file=out)
+    return exported
+
+
+def _receive(aws: LocalAws, queue_url: str) -> dict[str, Any] | None:
     messages = (
         aws.client("sqs")
         .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
@@ -208,7 +372,8 @@ def _receive(aws: LocalAws, queue_url: str) -> dict[str, str] | None:
     if not messages:
         return None
     envelope = json.loads(messages[0]["Body"])
-    return {"subject": envelope.get("Subject", ""), "message": envelope.get("Message", "")}
+    attributes = {name: a.get("Value") for name, a in envelope.get("MessageAttributes", {}).items()}
+    return {"subject": envelope.get("Subject", ""), "message": envelope.get("Message", ""), "attributes": attributes}
 
 
 def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
@@ -227,6 +392,13 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
         print(f"  failed {failure['invoiceNumber']}: {failure['reason']}", file=out)
     for key in summary["s3Keys"]:
         print(f"  s3://{summary['bucket']}/{key}", file=out)
+    if summary["checked"]:
+        print(f"tax-qualified invoice checks: {summary['checked']} checked, {summary['flagged']} flagged", file=out)
+        for flag in summary["flags"]:
+            print(f"  flagged {flag['invoiceNumber']}: {flag['reason']}", file=out)
+    print(f"floor {summary['floorSeconds']}s (wall/floor {summary['elapsedSeconds'] / max(summary['floorSeconds'] or 0, 0.001):.2f}), "
+          f"largest history {summary['maxHistoryEvents']} events, largest payload {summary['maxPayloadBytes']} bytes, "
+          f"duplicates {summary['duplicates']}", file=out)
     calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))
     print(f"Amazon Business calls: {calls}; 429s: {summary['throttled429']}", file=out)
     if summary["financeMessage"]:
@@ -234,5 +406,10 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
             f"\nfinance notification: {summary['financeMessage']['subject']}\n{summary['financeMessage']['message']}",
             file=out,
         )
+        attributes = summary["financeMessage"].get("attributes") or {}
+        print("message attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(attributes.items())), file=out)
+    if summary.get("reportKey"):
+        bucket = summary["bucket"]
+        print(f"report: s3://{bucket}/{summary['reportKey']}, s3://{bucket}/{summary['reportHtmlKey']}", file=out)
     if "error" in summary:
         print(f"error: {summary['error']}", file=out)

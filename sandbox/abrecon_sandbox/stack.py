@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from cfnlint.decode import decode
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 # moto accepts any credentials; these are its documented dummies, not secrets.
-MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # nosec B105
 SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 
@@ -39,6 +40,8 @@ class Stack:
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     functions: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # The template's Outputs, as the CloudFormation stack registered in moto has them.
+    outputs: dict[str, str] = field(default_factory=dict)
 
     def output(self, logical_id: str, attribute: str | None = None) -> str:
         """The Ref (or attribute) value of a created resource."""
@@ -56,9 +59,10 @@ def load_template(path: Path) -> dict[str, Any]:
 class Resolver:
     """Resolve intrinsic functions against the stack built so far."""
 
-    def __init__(self, stack: Stack, conditions: dict[str, Any]) -> None:
+    def __init__(self, stack: Stack, conditions: dict[str, Any], mappings: dict[str, Any] | None = None) -> None:
         self._stack = stack
         self._conditions = conditions
+        self._mappings = mappings or {}
 
     def pseudo(self, name: str) -> str | None:
         """Pseudo parameters (AWS::Region and friends)."""
@@ -105,6 +109,12 @@ class Resolver:
                 return self.get_att(logical_id, attribute)
             if key == "Fn::Sub":
                 return self._sub(arg)
+            if key == "Fn::FindInMap":
+                name, top, second = (str(self.resolve(v)) for v in arg)
+                try:
+                    return self._mappings[name][top][second]
+                except KeyError as exc:
+                    raise TemplateError(f"FindInMap {name}.{top}.{second}: no such entry") from exc
             if key == "Fn::Join":
                 return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
             if key == "Fn::Equals":
@@ -145,8 +155,12 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
     unknown = set(parameter_overrides) - set(defaults)
     if unknown:
         raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
+    for name, value in parameter_overrides.items():
+        allowed = template["Parameters"][name].get("AllowedValues")
+        if allowed is not None and value not in [str(a) for a in allowed]:
+            raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
     stack = Stack(name=stack_name, root=template_path.parent, parameters={**defaults, **parameter_overrides})
-    resolver = Resolver(stack, template.get("Conditions", {}))
+    resolver = Resolver(stack, template.get("Conditions", {}), template.get("Mappings", {}))
     session = boto3.session.Session(
         aws_access_key_id=MOTO_CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=MOTO_CREDENTIALS["aws_secret_access_key"],
@@ -171,6 +185,7 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
         "AWS::Serverless::LayerVersion",
         "AWS::Serverless::Function",
         "AWS::Serverless::StateMachine",
+        *_OPERATIONS_TYPES,
     ]
     strangers = sorted({r["Type"] for r in resources.values()} - set(order))
     if strangers:
@@ -184,7 +199,76 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
                 continue
             props = resolver.resolve(resource.get("Properties", {}))
             _create(resource_type, logical_id, props, stack, client, resource, globals_function, resolver)
+    _register_stack(template, resolver, stack, client)
     return stack
+
+
+def _register_stack(template: dict[str, Any], resolver: Resolver, stack: Stack, client: Any) -> None:
+    """A CloudFormation stack of the same name whose Outputs are the sandbox's physical ids.
+
+    Operator tools find a deployed stack's resources through its Outputs (`abrecon --stack NAME ...`); with this
+    they work unchanged against the sandbox. Its one resource is a WaitConditionHandle, which creates nothing.
+    """
+    outputs = {
+        name: str(resolver.resolve(output["Value"]))
+        for name, output in template.get("Outputs", {}).items()
+        if "Condition" not in output or resolver.condition(output["Condition"])
+    }
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"abrecon sandbox: the Outputs of {stack.name}, pointing at the resources in local AWS",
+        "Resources": {"SandboxResources": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    with warnings.catch_warnings():  # moto says it does not "support" the handle: it has nothing to create
+        warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudFormation::WaitConditionHandle")
+        client("cloudformation").create_stack(StackName=stack.name, TemplateBody=json.dumps(body))
+    stack.outputs = outputs
+
+
+# Operations resources: created in moto so their shape is checked by its API; nothing in the sandbox fires them
+# (moto emits no Step Functions status events and evaluates no alarms), which the sandbox lists as skipped.
+_OPERATIONS_TYPES = (
+    "AWS::Events::Rule",
+    "AWS::SNS::TopicPolicy",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+)
+
+
+def _create_operations(resource_type: str, logical_id: str, props: dict[str, Any], stack: Stack, client: Any) -> None:
+    arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
+    if resource_type == "AWS::Events::Rule":
+        name = props.get("Name") or f"{stack.name}-{logical_id}"
+        events = client("events")
+        arn = events.put_rule(
+            Name=name,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+            Description=props.get("Description", ""),
+        )["RuleArn"]
+        answer = events.put_targets(Rule=name, Targets=props.get("Targets", []))
+        if answer.get("FailedEntryCount"):
+            raise TemplateError(f"{logical_id}: targets refused: {answer['FailedEntries']}")
+        stack.refs[logical_id] = name
+        stack.attributes[(logical_id, "Arn")] = arn
+        stack.skipped.append(f"{logical_id} (created; moto emits no Step Functions status-change events)")
+    elif resource_type == "AWS::SNS::TopicPolicy":
+        policy = json.dumps(props["PolicyDocument"])
+        for topic in props["Topics"]:
+            client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=policy)
+        stack.refs[logical_id] = ",".join(props["Topics"])
+    elif resource_type == "AWS::CloudWatch::Alarm":
+        name = props.get("AlarmName") or f"{stack.name}-{logical_id}"
+        client("cloudwatch").put_metric_alarm(AlarmName=name, **{k: v for k, v in props.items() if k != "AlarmName"})
+        stack.refs[logical_id] = name
+        stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('cloudwatch')}:alarm:{name}"
+        stack.skipped.append(f"{logical_id} (created; moto does not evaluate alarms)")
+    elif resource_type == "AWS::CloudWatch::Dashboard":
+        name = props.get("DashboardName") or f"{stack.name}-{logical_id}"
+        json.loads(props["DashboardBody"])  # CloudWatch refuses a body that is not JSON; so does the sandbox
+        client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+        stack.refs[logical_id] = name
 
 
 def _create(
@@ -198,7 +282,9 @@ def _create(
     resolver: Resolver,
 ) -> None:
     arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
-    if resource_type == "AWS::KMS::Key":
+    if resource_type in _OPERATIONS_TYPES:
+        _create_operations(resource_type, logical_id, props, stack, client)
+    elif resource_type == "AWS::KMS::Key":
         key = client("kms").create_key(Description=props.get("Description", ""), Policy=json.dumps(props["KeyPolicy"]))[
             "KeyMetadata"
         ]
@@ -323,6 +409,8 @@ def _function(
     )
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = arn
+    for event_name, event in props.get("Events", {}).items():
+        stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
 
 
 def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client: Any, arn_prefix: str) -> None:

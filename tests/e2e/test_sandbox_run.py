@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from browser import measure_rows, screenshot
+from helpers import ROOT
 from pypdf import PdfReader
 
 from abrecon_sandbox.run import SandboxOptions, SandboxRun, run_sandbox
@@ -23,6 +28,7 @@ REQUIRED_FIELDS = {
     "elapsedSeconds",
     "stateTransitions",
     "apiCalls",
+    "reportKey",
 }
 
 
@@ -33,7 +39,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, San
     summary_file = workdir / "summary.json"
     out = io.StringIO()
     kept: list[SandboxRun] = []
-    code = run_sandbox(SandboxOptions(summary_file=summary_file, log_dir=workdir / "logs"), out=out, keep=kept)
+    options = SandboxOptions(summary_file=summary_file, log_dir=workdir / "logs", export_dir=workdir / "export")
+    code = run_sandbox(options, out=out, keep=kept)
     run = kept[0]
     try:
         yield code, run, summary_file, out.getvalue()
@@ -88,5 +95,69 @@ def test_finance_gets_a_readable_summary(sandbox: tuple[int, SandboxRun, Path, s
     _, run, _, _ = sandbox
     message = run.summary["financeMessage"]
     assert message is not None
-    assert f"{run.summary['documentsStored']} documents stored" in message["subject"]
-    assert "Failed: 0" in message["message"]
+    invoices, memos = run.summary["invoices"], run.summary["creditMemos"]
+    assert message["subject"].endswith(f": {invoices} invoices + {memos} credit memos stored, nothing missing")
+    assert message["subject"].startswith("Amazon Business ") and len(message["subject"]) <= 100
+    body = message["message"]
+    assert (
+        f"All done: {invoices} invoices and {memos} credit memos stored ({run.summary['documentsStored']} PDFs)."
+        in body
+    )
+    assert re.search(r"USD: charged [\d,]+\.\d\d, refunded [\d,]+\.\d\d, net [\d,]+\.\d\d", body)
+    assert "Needs attention:\n  nothing" in body
+    assert f"s3://{run.summary['bucket']}/{run.summary['reportKey']}" in body
+    # Subscription filters see the outcome and the counts.
+    assert message["attributes"] == {
+        "status": "OK",
+        "runId": run.summary["executionArn"].rsplit(":", 1)[1],
+        "invoices": str(invoices),
+        "creditMemos": str(memos),
+        "documentsStored": str(run.summary["documentsStored"]),
+        "failed": "0",
+        "deferred": "0",
+        "pending": "0",
+        "reportKey": run.summary["reportKey"],
+    }
+
+
+@pytest.mark.e2e
+def test_export_holds_the_report_and_pdfs_with_working_links(sandbox: tuple[int, SandboxRun, Path, str]) -> None:
+    _, run, _, printed = sandbox
+    exported = run.summary["exported"]
+    csv_rows = list(csv.DictReader(io.StringIO(Path(exported["csv"]).read_text(encoding="utf-8-sig"))))
+    lines = [row for row in csv_rows if row["Transaction ID"] not in ("", "TOTAL")]
+    assert len(lines) == run.summary["lineItems"] and {row["Status"] for row in lines} == {"STORED"}
+    (total,) = [row for row in csv_rows if row["Transaction ID"] == "TOTAL"]
+    assert Decimal(total["Amount"]) == sum(Decimal(row["Amount"]) for row in lines)
+    s3 = run.aws.client("s3")
+    root = Path(exported["dir"])
+    for key in run.summary["s3Keys"]:
+        assert (root / key).read_bytes() == s3.get_object(Bucket=run.summary["bucket"], Key=key)["Body"].read()
+    html_path = Path(exported["html"])
+    links = re.findall(r'href="([^"]+)"', html_path.read_text(encoding="utf-8"))
+    assert len(links) == run.summary["lineItems"]
+    for link in links:  # every PDF link of the page opens the exported PDF
+        assert (html_path.parent / link).resolve().read_bytes().startswith(b"%PDF-"), link
+    assert f"report exported: open {html_path}" in printed
+
+
+@pytest.mark.e2e
+def test_every_invoice_row_is_visible_in_a_browser(sandbox: tuple[int, SandboxRun, Path, str]) -> None:
+    _, run, _, _ = sandbox
+    assert run.emulator is not None
+    page = Path(run.summary["exported"]["html"])
+    width = 1400
+    measured = measure_rows(page, width)
+    rows = measured["rows"]
+    assert len(rows) == run.summary["lineItems"]
+    for row in rows:
+        assert row["shown"] and row["height"] > 0 and row["width"] > 0, row
+        assert row["left"] >= 0 and row["right"] <= width, row  # nothing cut off at the right edge
+    assert measured["scrollWidth"] <= width  # no sideways scrolling at a laptop's width
+    seen = "\n".join(row["text"] for row in rows)
+    for number in run.emulator.invoice_numbers():
+        assert number in seen, number
+    height = min(int(measured["scrollHeight"]) + 40, 16_000)
+    shot = ROOT / "test-artifacts" / "report.png"
+    assert screenshot(page, shot, width, height) == (width, height)
+    assert shot.stat().st_size > 50_000  # a page of text, not a blank one

@@ -115,7 +115,15 @@ def test_handlers_take_a_window_to_stored_pdfs(
     assert summary["invoices"] == len(targets)
     assert summary["documentsStored"] == sum(len(docs) for docs in expected.values())
     assert summary["failed"] == 0 and summary["pending"] == 0
-    assert "documents stored" in note["subject"] and note["subject"] == note["subject"][:100]
+    assert note["subject"].endswith(f"{summary['invoices']} invoices stored, nothing missing")
+    assert len(note["subject"]) <= 100 and summary["outcome"] == "OK"
+    for key, kind in ((summary["reportKey"], "text/csv"), (summary["reportHtmlKey"], "text/html")):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["ContentType"].startswith(kind) and head["SSEKMSKeyId"] == key_arn
+    report = s3.get_object(Bucket=bucket, Key=summary["reportKey"])["Body"].read().decode("utf-8-sig")
+    rows = report.splitlines()
+    assert len(rows) == 1 + summary["lineItems"] + 2  # header, one row per line item, a blank row, one TOTAL
+    assert all(",STORED," in row for row in rows[1 : 1 + summary["lineItems"]])
     stored_summary = json.loads(s3.get_object(Bucket=bucket, Key=summary["summaryKey"])["Body"].read())
     assert stored_summary["documentsStored"] == summary["documentsStored"]
 

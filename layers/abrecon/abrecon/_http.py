@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from urllib3.util import parse_url
+
 from abrecon.errors import ConfigurationError
 
 __all__ = ["RetryPolicy", "is_loopback_host", "parse_retry_after", "require_secure_url"]
@@ -40,9 +42,19 @@ def require_secure_url(url: str, what: str) -> None:
         raise ConfigurationError(f"{what} has no host")
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and is_loopback_host(host):
+    if parts.scheme == "http" and is_loopback_host(host) and _connects_to_loopback(url):
         return
     raise ConfigurationError(f"{what} must use https (plain http is allowed for loopback hosts only)")
+
+
+def _connects_to_loopback(url: str) -> bool:
+    # requests connects to the host urllib3 parses, which urlsplit can disagree with: in
+    # "http://evil.example\\@127.0.0.1/" urlsplit sees 127.0.0.1, urllib3 (and so requests) evil.example.
+    try:
+        host = parse_url(url).host
+    except ValueError:  # urllib3's LocationParseError is a ValueError
+        return False
+    return host is not None and is_loopback_host(host)
 
 
 @dataclass(frozen=True)
@@ -67,7 +79,7 @@ class RetryPolicy:
         # Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2^n)], which spreads
         # concurrent clients apart better than a fixed or equal-jitter backoff.
         ceiling = min(self.max_delay, self.base_delay * (2.0 ** min(attempt - 1, 30)))
-        return random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return random.uniform(0.0, ceiling)  # noqa: S311  # nosec B311 # jitter, not cryptography
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

@@ -193,7 +193,7 @@ def _non_blank(value: Any) -> bool:
 def _json_object(resp: requests.Response) -> dict[str, Any]:
     try:
         body = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         return {}
     return body if isinstance(body, dict) else {}
 

@@ -113,6 +113,7 @@ class AmazonBusinessClient:
         timeout: float | tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy = _DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
+        pace: Callable[[str], None] | None = None,
     ) -> None:
         require_secure_url(endpoint, "Amazon Business API endpoint")
         self.endpoint = endpoint.rstrip("/")
@@ -121,10 +122,15 @@ class AmazonBusinessClient:
         self._timeout = timeout
         self._retry = retry
         self._sleep = sleep
+        self._pace = pace
         self.api_calls: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"AmazonBusinessClient(endpoint={self.endpoint!r})"
+
+    def warm_up(self) -> None:
+        """Have an access token ready, so a request sent right after a rate-limit reservation goes out at once."""
+        self._tokens.access_token()
 
     # --- Reconciliation API ---------------------------------------------------------------------
 
@@ -309,6 +315,8 @@ class AmazonBusinessClient:
             }
             if payload is not None:
                 headers["Content-Type"] = "application/json"
+            if self._pace is not None:
+                self._pace(operation)  # waits for the account-wide rate limit's token, if this operation is paced
             self.api_calls[operation] += 1
             try:
                 # No redirects: requests would carry x-amz-access-token along to another host.
@@ -392,7 +400,7 @@ def _decode_json(operation: str, resp: requests.Response) -> Any:
     try:
         # parse_float=Decimal: numbers that come as JSON numbers keep their exact value.
         return json.loads(resp.content, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         raise ServerError(operation, resp.status_code, "InvalidResponse", "answer is not JSON") from None
 
 
@@ -416,7 +424,7 @@ def _error_body(resp: requests.Response) -> tuple[str | None, str]:
     """(code, message) from an error answer; tolerates bodies that are not JSON."""
     try:
         data = json.loads(resp.content) if resp.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         data = None
     if isinstance(data, dict):
         try:

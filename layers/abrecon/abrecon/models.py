@@ -76,7 +76,10 @@ def _as_utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00; pydantic turns only ValueError into a ValidationError
+        raise ValueError("datetime is out of range once converted to UTC") from None
 
 
 def _to_text(value: Any) -> Any:

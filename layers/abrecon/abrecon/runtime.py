@@ -9,6 +9,7 @@ import boto3
 
 from abrecon.auth import LwaTokenProvider
 from abrecon.client import AmazonBusinessClient
+from abrecon.pacing import Pacer, parse_limits
 from abrecon.settings import Settings, get_settings
 from abrecon.storage import DocumentStore, Ledger
 
@@ -21,6 +22,7 @@ class Runtime:
     api: AmazonBusinessClient
     store: DocumentStore
     ledger: Ledger
+    pacer: Pacer
 
 
 @cache
@@ -28,7 +30,10 @@ def get_runtime() -> Runtime:
     """Build the runtime on first use and keep it for the life of the Lambda execution environment."""
     settings = get_settings()
     tokens = LwaTokenProvider(settings.lwa_secret_id, settings.lwa_endpoint, timeout=settings.http_timeout_seconds)
-    api = AmazonBusinessClient(settings.api_endpoint, tokens, timeout=(5.0, settings.http_timeout_seconds))
-    store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
     ledger = Ledger(boto3.resource("dynamodb"), settings.ledger_table)
-    return Runtime(settings=settings, api=api, store=store, ledger=ledger)
+    pacer = Pacer(ledger.table, parse_limits(settings.api_rate_limits))
+    api = AmazonBusinessClient(
+        settings.api_endpoint, tokens, timeout=(5.0, settings.http_timeout_seconds), pace=pacer.before_request
+    )
+    store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
+    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer)

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abrecon.errors import ConfigurationError
+
+
+# Amazon's published limits, "operation=requests per second/burst" (FIELD-NOTES: getTransactions is 0.5/s by one
+# page and 2/s by another; the lower one is safe).
+DEFAULT_RATE_LIMITS = (
+    "getTransactions=0.5/10,getInvoiceDetailsByOrderLineItems=2/10,createReport=0.0167/15,"
+    "getReport=2/15,getReportDocument=0.0167/15"
+)
 
 
 class Settings(BaseModel):
@@ -19,12 +28,23 @@ class Settings(BaseModel):
     lwa_endpoint: str = Field(alias="AB_LWA_ENDPOINT", min_length=1)
     lwa_secret_id: str = Field(alias="AB_LWA_SECRET_ID", min_length=1)
     marketplace_id: str = Field(alias="AB_MARKETPLACE_ID", min_length=1)
+    # The account's Amazon Business region (its refresh token is per region); JP invoices get the tax checks.
+    region: Literal["NA", "EU", "JP"] = Field(default="NA", alias="AB_REGION")
+    # False: store the invoice data and its checks, ask for no PDF reports.
+    request_pdfs: bool = Field(default=True, alias="REQUEST_PDFS")
+    # A report that ends FATAL gets one new report after this cool-down (FATAL can be a hidden frequency limit).
+    fatal_retry_seconds: int = Field(default=300, alias="FATAL_RETRY_SECONDS", ge=1, le=86_400)
     document_bucket: str = Field(alias="DOCUMENT_BUCKET", min_length=1)
     document_key_arn: str = Field(alias="DOCUMENT_KEY_ARN", min_length=1)
     ledger_table: str = Field(alias="LEDGER_TABLE", min_length=1)
+    # Only the start-run function (the schedule's entry point) starts executions.
+    state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN", min_length=1)
     lookback_days: int = Field(default=3, alias="LOOKBACK_DAYS", ge=1, le=90)
     http_timeout_seconds: float = Field(default=30.0, alias="HTTP_TIMEOUT_SECONDS", gt=0, le=120)
     max_document_bytes: int = Field(default=50 * 1024 * 1024, alias="MAX_DOCUMENT_BYTES", gt=0)
+    api_rate_limits: str = Field(default=DEFAULT_RATE_LIMITS, alias="AB_API_RATE_LIMITS")
+    # An execution that has not touched an invoice for this long is presumed dead and may be taken over.
+    claim_stale_seconds: float = Field(default=3600.0, alias="CLAIM_STALE_SECONDS", gt=0)
 
 
 @cache

@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from abrecon import reporting
 from abrecon.errors import BadRequestError, DocumentUrlExpiredError
 from abrecon.invoices import fetch_invoice_details
+from abrecon.jp_checks import InvoiceChecks, check_invoices
 from abrecon.models import InvoiceDetail, OrderLineItemKey, ReportProcessingStatus, Transaction
 from abrecon.runtime import Runtime
-from abrecon.storage import InvoiceState, StoredObject
+from abrecon.storage import (
+    InvoiceRecord,
+    InvoiceState,
+    LedgerConflict,
+    LineItemState,
+    StorageError,
+    StoredObject,
+    line_item_pk,
+)
 from abrecon.unpack import extract_pdfs
+
+
+logger = Logger(child=True)
 
 
 class StepModel(BaseModel):
@@ -74,6 +91,10 @@ class RunContext(StepModel):
     line_items_key: str = Field(alias="lineItemsKey")
     invoices_key: str | None = Field(default=None, alias="invoicesKey")
     invoice_count: int | None = Field(default=None, alias="invoiceCount")
+    carried_over: int = Field(default=0, alias="carriedOver")
+    pdfs_requested: bool = Field(default=True, alias="pdfsRequested")
+    checked: int = 0  # invoices whose JP tax-qualified data was checked (runs/<runId>/checks.json)
+    flagged: int = 0  # of those, the ones that do not add up
 
     def metrics(self) -> dict[str, float]:
         """Line items fetched, and reports to ask for once the invoices are known."""
@@ -113,22 +134,30 @@ class ReportTarget(StepModel):
 
 
 class CreateReportInput(StepModel):
-    """The Map item's payload for create-report."""
+    """The Map item's payload for create-report; reservedAt carries a rate-limit slot reserved by an earlier call."""
 
     invoice: ReportTarget
     run_id: str = Field(alias="runId")
+    reserved_at: float | None = Field(default=None, alias="reservedAt")
+
+
+Owner = Literal["ALREADY_STORED", "ALREADY_FAILED", "OWNED_ELSEWHERE"]
 
 
 class CreateReportOutput(StepModel):
-    """The report to poll, or ALREADY_STORED when an earlier run or a parallel execution got there first."""
+    """The report to poll; THROTTLED with the seconds to wait for the reserved slot; or why there is nothing to do."""
 
-    status: Literal["REQUESTED", "ALREADY_STORED"]
+    status: Literal["REQUESTED", "THROTTLED", "ALREADY_STORED", "ALREADY_FAILED", "OWNED_ELSEWHERE"]
     report_id: str | None = Field(default=None, alias="reportId")
     polls: int = 0
+    wait_seconds: int = Field(default=0, alias="waitSeconds")
+    reserved_at: float | None = Field(default=None, alias="reservedAt")
 
     def metrics(self) -> dict[str, float]:
-        """Reports requested (or found already stored)."""
-        return {"ReportsRequested" if self.status == "REQUESTED" else "InvoicesAlreadyStored": 1.0}
+        """Reports requested, throttle waits, and invoices another run or an earlier one took care of."""
+        names = {"REQUESTED": "ReportsRequested", "THROTTLED": "ThrottleWaits", "ALREADY_STORED": "InvoicesAlreadyStored",
+                 "ALREADY_FAILED": "InvoicesAlreadyFailed", "OWNED_ELSEWHERE": "InvoicesOwnedElsewhere"}
+        return {names[self.status]: 1.0}
 
 
 class CheckReportInput(StepModel):
@@ -144,34 +173,47 @@ class CheckReportInput(StepModel):
 class CheckReportOutput(StepModel):
     """The report's status (plus DEFERRED when the poll budget ran out) and its document once DONE."""
 
-    status: Literal["IN_QUEUE", "IN_PROGRESS", "DONE", "FATAL", "CANCELLED", "DEFERRED"]
+    status: Literal["IN_QUEUE", "IN_PROGRESS", "DONE", "FATAL", "CANCELLED", "DEFERRED", "RETRY"]
     report_id: str = Field(alias="reportId")
     polls: int
     report_document_id: str | None = Field(default=None, alias="reportDocumentId")
+    # RETRY: the report ended FATAL for the first time; wait this long, then ask for one new report.
+    retry_seconds: int = Field(default=0, alias="retrySeconds")
 
     def metrics(self) -> dict[str, float]:
         """Polls, and reports that ended without a document or were deferred."""
-        ended = {"FATAL": "ReportsFailed", "CANCELLED": "ReportsFailed", "DEFERRED": "ReportsDeferred"}
+        ended = {
+            "FATAL": "ReportsFailed",
+            "CANCELLED": "ReportsFailed",
+            "DEFERRED": "ReportsDeferred",
+            "RETRY": "ReportsRetriedAfterFatal",
+        }
         return {"ReportPolls": 1.0, **({ended[self.status]: 1.0} if self.status in ended else {})}
 
 
 class DownloadDocumentInput(StepModel):
-    """The Map item's payload for download-document."""
+    """The Map item's payload for download-document; reservedAt as for create-report."""
 
     invoice_number: str = Field(alias="invoiceNumber")
     report_document_id: str = Field(alias="reportDocumentId")
     run_id: str = Field(alias="runId")
+    reserved_at: float | None = Field(default=None, alias="reservedAt")
 
 
 class DownloadDocumentOutput(StepModel):
-    """Where the invoice's PDFs went."""
+    """Where the invoice's PDFs went, or THROTTLED with the seconds to wait for the reserved getReportDocument slot."""
 
+    status: Literal["STORED", "THROTTLED", "OWNED_ELSEWHERE"]
     invoice_number: str = Field(alias="invoiceNumber")
-    s3_keys: list[str] = Field(alias="s3Keys")
+    s3_keys: list[str] = Field(default_factory=list, alias="s3Keys")
+    wait_seconds: int = Field(default=0, alias="waitSeconds")
+    reserved_at: float | None = Field(default=None, alias="reservedAt")
 
     def metrics(self) -> dict[str, float]:
-        """Invoices and documents stored."""
-        return {"InvoicesStored": 1.0, "DocumentsStored": float(len(self.s3_keys))}
+        """Invoices and documents stored, or a throttle wait."""
+        if self.status == "STORED":
+            return {"InvoicesStored": 1.0, "DocumentsStored": float(len(self.s3_keys))}
+        return {"ThrottleWaits": 1.0} if self.status == "THROTTLED" else {}
 
 
 class RunSummary(StepModel):
@@ -189,11 +231,22 @@ class RunSummary(StepModel):
     failed: int
     pending: int
     deferred: int
+    in_progress_elsewhere: int = Field(alias="inProgressElsewhere")
+    carried_over: int = Field(alias="carriedOver")
     s3_keys: list[str] = Field(alias="s3Keys")
     failures: list[dict[str, str]]
     deferrals: list[dict[str, str]]
     totals: dict[str, str]
     summary_key: str = Field(alias="summaryKey")
+    pdfs_requested: bool = Field(default=True, alias="pdfsRequested")
+    # JP tax-qualified invoice checks: invoices checked, flagged, and why (the first MAX_FLAGS_IN_SUMMARY).
+    checked: int = 0
+    flagged: int = 0
+    flags: list[dict[str, str]] = Field(default_factory=list)
+    # The reconciliation report (CSV and its HTML rendering) and the run at a glance (reporting.Outcome).
+    report_key: str | None = Field(default=None, alias="reportKey")
+    report_html_key: str | None = Field(default=None, alias="reportHtmlKey")
+    outcome: str = "OK"
 
     @field_validator("totals")
     @classmethod
@@ -216,6 +269,7 @@ class Notification(StepModel):
             "RunInvoicesDeferred": float(s.deferred),
             "RunLineItemsPending": float(s.pending),
             "RunDocumentsStored": float(s.documents_stored),
+            "RunInvoicesFlagged": float(s.flagged),
         }
 
 
@@ -273,29 +327,76 @@ def _line_item_rows(transaction: Transaction) -> list[LineItemRow]:
 
 
 def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
-    """Look up the invoices of the run's line items, store each invoice's details, and list the reports to ask for."""
+    """Look up the invoices of the run's line items, store each invoice's details, and list the reports to ask for.
+
+    Line items still waiting for an invoice from earlier runs are asked about again, and invoices an earlier run
+    deferred are polled again; every line item's state goes to the ledger.
+    """
     rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(run.line_items_key)]
+    in_window = {row.key for row in rows}
+    carried = [LineItemRow.model_validate(item["row"]) for item in rt.ledger.open_items("LINE")]
+    carried = list({row.key: row for row in carried if row.key not in in_window}.values())
+    if carried:
+        rows += carried
+        rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
     keys = list(dict.fromkeys(row.key for row in rows))
     lookup = fetch_invoice_details(rt.api, keys)
     for number, detail in lookup.invoices.items():
         rt.store.put_json(f"invoice-details/{number}.json", detail.model_dump(mode="json", exclude_none=True))
+    # JP invoices are tax-qualified invoices: check their registration numbers and tax arithmetic.
+    checks = check_invoices(lookup.invoices.values()) if rt.settings.region == "JP" else InvoiceChecks()
+    rt.store.put_json(_run_key(run.run_id, "checks.json"), _checks_json(checks, rt.settings.region))
     matches = {_triple(key): [d.invoiceNumber for d in details] for key, details in lookup.by_line_item.items()}
     rt.store.put_json(_run_key(run.run_id, "matches.json"), matches)
+    rt.ledger.put_line_items(
+        (
+            (
+                line_item_pk(row.order_id, row.order_line_item_id, row.shipment_id),
+                LineItemState.INVOICED if matches.get(_triple(row.key)) else LineItemState.PENDING,
+                {"row": row.model_dump(mode="json", by_alias=True), "invoiceNumbers": matches.get(_triple(row.key), [])},
+            )
+            for row in rows
+        ),
+        run.run_id,
+    )
     targets = report_targets(lookup.invoices.values())
+    known = {t.invoice_number for t in targets}
+    targets += [
+        ReportTarget(invoice_number=item["invoiceNumber"])
+        for item in rt.ledger.open_items("INVOICE")
+        if item["invoiceNumber"] not in known
+    ]
     stored = {
         n
         for n, rec in rt.ledger.get_many(t.invoice_number for t in targets).items()
         if rec.state is InvoiceState.STORED
     }
     todo = [t for t in targets if t.invoice_number not in stored]
+    if not rt.settings.request_pdfs:
+        todo = []  # REQUEST_PDFS=false: invoice data and checks only, no report is asked for
     invoices_key = _run_key(run.run_id, "invoices.json")
     rt.store.put_json(invoices_key, [t.model_dump(mode="json", by_alias=True) for t in targets])
     rt.store.put_json(
         _run_key(run.run_id, "report-targets.json"), [t.model_dump(mode="json", by_alias=True) for t in todo]
     )
     return run.model_copy(
-        update={"invoices_key": _run_key(run.run_id, "report-targets.json"), "invoice_count": len(todo)}
+        update={
+            "invoices_key": _run_key(run.run_id, "report-targets.json"),
+            "invoice_count": len(todo),
+            "line_item_count": len(rows),
+            "carried_over": len(carried),
+            "pdfs_requested": rt.settings.request_pdfs,
+            "checked": checks.checked,
+            "flagged": checks.flagged,
+        }
     )
+
+
+MAX_FLAGS_IN_SUMMARY = 100
+
+
+def _checks_json(checks: InvoiceChecks, region: str) -> dict[str, object]:
+    return {"region": region, "checked": checks.checked, "flagged": checks.flagged, **checks.model_dump(by_alias=True)}
 
 
 def _triple(key: OrderLineItemKey) -> str:
@@ -322,17 +423,63 @@ def _is_credit_memo(detail: InvoiceDetail) -> bool:
     return (detail.invoiceType or "").upper() == "CREDIT_MEMO"
 
 
+def _slot(operation: str, reserved_at: float | None, rt: Runtime) -> tuple[float, float]:
+    """The rate-limit slot to use: (seconds still to wait, the moment it opens); reserves one if none is held."""
+    if reserved_at is None:
+        rt.api.warm_up()  # a cold start's token exchange must not sit between the reservation and the request
+        reserved_at = rt.pacer.reserve(operation)
+        logger.info("reserved a rate-limit slot", extra={"operation": operation, "opensAt": reserved_at})
+    return max(0.0, reserved_at - rt.ledger.now()), reserved_at
+
+
+def _owner_status(record: InvoiceRecord | None, run_id: str, rt: Runtime) -> Owner | None:
+    """Why this execution must leave the invoice alone, if it must."""
+    if record is None:
+        return None
+    if record.state is InvoiceState.STORED:
+        return "ALREADY_STORED"
+    if record.state is InvoiceState.FAILED and record.terminal:
+        return "ALREADY_FAILED"
+    if record.owned_by_other(run_id, rt.ledger.now(), rt.settings.claim_stale_seconds):
+        return "OWNED_ELSEWHERE"
+    return None
+
+
 def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput:
-    """Ask for the invoice's PDF report once: a reportId already in the ledger is reused, never asked for twice."""
+    """Ask for the invoice's PDF report exactly once across all executions, at Amazon's pace.
+
+    The invoice is claimed in the ledger first (conditional write), a reportId already there is reused, a slot in
+    the shared createReport bucket is reserved (THROTTLED hands the wait to the state machine), and the reportId
+    is recorded before any wait.
+    """
     number = request.invoice.invoice_number
-    record = rt.ledger.get(number)
-    if record and record.state is InvoiceState.STORED:
-        return CreateReportOutput(status="ALREADY_STORED")
-    if record and record.report_id and record.state in (InvoiceState.REQUESTED, InvoiceState.DEFERRED):
-        return CreateReportOutput(status="REQUESTED", report_id=record.report_id)
-    report_id = rt.api.create_report(number, [rt.settings.marketplace_id], document_type=request.invoice.document_type)
-    rt.ledger.record_requested(number, report_id, request.run_id)
-    return CreateReportOutput(status="REQUESTED", report_id=report_id)
+    for _attempt in range(3):
+        record = rt.ledger.get(number)
+        refusal = _owner_status(record, request.run_id, rt)
+        if refusal:
+            return CreateReportOutput(status=refusal)
+        try:
+            if record and record.report_id:
+                rt.ledger.write(number, record, request.run_id, state=InvoiceState.REQUESTED,
+                                report_id=record.report_id, reason=None)
+                return CreateReportOutput(status="REQUESTED", report_id=record.report_id)
+            if record is None or record.state is not InvoiceState.CLAIMED or record.run_id != request.run_id:
+                record = rt.ledger.write(number, record, request.run_id, state=InvoiceState.CLAIMED, reason=None)
+        except LedgerConflict:
+            continue  # another execution moved first: look again
+        wait, reserved_at = _slot("createReport", request.reserved_at, rt)
+        if wait > 0:
+            return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
+        try:
+            report_id = rt.api.create_report(number, [rt.settings.marketplace_id],
+                                             document_type=request.invoice.document_type)
+        except BaseException as exc:
+            # Give the claim back so the state machine's retry (or the next run) can ask again at once.
+            rt.ledger.write(number, record, request.run_id, state=InvoiceState.FAILED, reason=f"createReport: {exc}")
+            raise
+        rt.ledger.write(number, record, request.run_id, state=InvoiceState.REQUESTED, report_id=report_id, reason=None)
+        return CreateReportOutput(status="REQUESTED", report_id=report_id)
+    raise StorageError(f"invoice {number}: the ledger entry kept changing under three attempts")
 
 
 def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
@@ -345,50 +492,111 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
             status="DONE", report_id=request.report_id, polls=polls, report_document_id=report.reportDocumentId
         )
     if status is ReportProcessingStatus.CANCELLED:
-        rt.ledger.record_failed(
-            request.invoice_number,
-            f"report {request.report_id} CANCELLED: Amazon has no document for this invoice",
-            request.run_id,
-        )
+        _record(rt, request, state=InvoiceState.FAILED, terminal=True,
+                reason=f"report {request.report_id} CANCELLED: Amazon has no document for this invoice")
         return CheckReportOutput(status="CANCELLED", report_id=request.report_id, polls=polls)
+    if status is ReportProcessingStatus.FATAL and _retry_after_fatal(request, rt):
+        return CheckReportOutput(
+            status="RETRY", report_id=request.report_id, polls=polls, retry_seconds=rt.settings.fatal_retry_seconds
+        )
     if status is ReportProcessingStatus.FATAL or status is ReportProcessingStatus.DONE:
-        rt.ledger.record_failed(
-            request.invoice_number,
-            f"report {request.report_id} ended {status.value} without a document",
-            request.run_id,
+        fatal = status is ReportProcessingStatus.FATAL
+        retried = " (after one retry: an earlier report ended FATAL too)" if fatal else ""
+        _record(
+            rt,
+            request,
+            state=InvoiceState.FAILED,
+            terminal=True,
+            reason=f"report {request.report_id} ended {status.value} without a document{retried}",
         )
         return CheckReportOutput(status="FATAL", report_id=request.report_id, polls=polls)
     if polls >= request.max_polls:
-        rt.ledger.record_deferred(
-            request.invoice_number,
-            f"report {request.report_id} still {status.value} after {polls} polls; the next run picks it up",
-            request.run_id,
-        )
+        _record(rt, request, state=InvoiceState.DEFERRED, open_kind="INVOICE", report_id=request.report_id,
+                reason=f"report {request.report_id} still {status.value} after {polls} polls; the next run polls it")
         return CheckReportOutput(status="DEFERRED", report_id=request.report_id, polls=polls)
     return CheckReportOutput(status=status.value, report_id=request.report_id, polls=polls)
 
 
+def _retry_after_fatal(request: CheckReportInput, rt: Runtime) -> bool:
+    """Whether this FATAL report earns its invoice one new report (FATAL is sometimes a hidden frequency limit).
+
+    Once per invoice, ever: the FATAL reportId goes to the ledger's fatalReportIds and the invoice's reportId is
+    cleared, so after the cool-down create-report asks for a new one (and records it before any wait). A repeated
+    invocation for the same report answers the same; a second FATAL report is a failure.
+    """
+    for _attempt in range(3):
+        record = rt.ledger.get(request.invoice_number)
+        earlier = record.fatal_report_ids if record is not None else []
+        if earlier:
+            return request.report_id in earlier
+        if record is not None and record.run_id != request.run_id and record.state is not InvoiceState.FAILED:
+            return False  # another execution owns the invoice now
+        try:
+            rt.ledger.write(
+                request.invoice_number,
+                record,
+                request.run_id,
+                state=InvoiceState.REQUESTED,
+                report_id=None,
+                fatal_report_ids=[request.report_id],
+                open_kind="INVOICE",  # if this execution dies during the cool-down, the next run takes the invoice
+                reason=f"report {request.report_id} ended FATAL; one new report after a cool-down",
+            )
+            return True
+        except LedgerConflict:
+            continue
+    raise StorageError(f"invoice {request.invoice_number}: the ledger entry kept changing under three attempts")
+
+
+def _record(rt: Runtime, request: CheckReportInput, **fields: Any) -> None:
+    """Write the invoice's new state unless another execution has taken it over meanwhile."""
+    for _attempt in range(3):
+        record = rt.ledger.get(request.invoice_number)
+        if record is not None and record.run_id != request.run_id and record.state is not InvoiceState.FAILED:
+            return  # not ours any more: the owner records the outcome
+        try:
+            rt.ledger.write(request.invoice_number, record, request.run_id, **fields)
+            return
+        except LedgerConflict:
+            continue
+    raise StorageError(f"invoice {request.invoice_number}: the ledger entry kept changing under three attempts")
+
+
 def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDocumentOutput:
-    """Fetch the report's document at once, unpack every PDF in memory and store each under SSE-KMS."""
+    """Fetch the report's document at once, unpack every PDF in memory and store each under SSE-KMS, once."""
+    number = request.invoice_number
+    record = rt.ledger.get(number)
+    if record is not None and record.state is InvoiceState.STORED:
+        return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=record.s3_keys)
+    if _owner_status(record, request.run_id, rt) == "OWNED_ELSEWHERE":
+        return DownloadDocumentOutput(status="OWNED_ELSEWHERE", invoice_number=number)
+    wait, reserved_at = _slot("getReportDocument", request.reserved_at, rt)
+    if wait > 0:
+        return DownloadDocumentOutput(status="THROTTLED", invoice_number=number, wait_seconds=math.ceil(wait),
+                                      reserved_at=reserved_at)
     limit = rt.settings.max_document_bytes
     document = rt.api.get_report_document(request.report_document_id)
     try:
         data = rt.api.download(document.url, max_bytes=limit)
     except DocumentUrlExpiredError:
         # The presigned URL lives five minutes; a fresh one costs one more getReportDocument, never a new report.
+        wait, _ = _slot("getReportDocument", None, rt)
+        time.sleep(wait)
         document = rt.api.get_report_document(request.report_document_id)
         data = rt.api.download(document.url, max_bytes=limit)
     pdfs = extract_pdfs(data)
     stored: list[StoredObject] = [
-        rt.store.put_bytes(
-            f"documents/{rt.settings.marketplace_id}/{request.invoice_number}/{pdf.name}",
-            pdf.content,
-            "application/pdf",
+        rt.store.put_bytes_once(
+            f"documents/{rt.settings.marketplace_id}/{number}/{pdf.name}", pdf.content, "application/pdf"
         )
         for pdf in pdfs
     ]
-    rt.ledger.record_stored(request.invoice_number, stored, request.run_id)
-    return DownloadDocumentOutput(invoice_number=request.invoice_number, s3_keys=[o.key for o in stored])
+    try:
+        rt.ledger.write(number, record, request.run_id, state=InvoiceState.STORED, s3_keys=[o.key for o in stored],
+                        sha256=[o.sha256 for o in stored], reason=None)
+    except LedgerConflict:
+        pass  # someone else recorded it meanwhile; the objects are the same bytes under the same keys
+    return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=[o.key for o in stored])
 
 
 def summarize_run(run: RunContext, rt: Runtime) -> Notification:
@@ -402,8 +610,8 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     records = rt.ledger.get_many(t.invoice_number for t in targets)
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
     pending = sum(1 for row in rows if not matches.get(_triple(row.key)))
-    failures, deferrals, keys = [], [], []
-    for target in targets:
+    failures, deferrals, keys, elsewhere = [], [], [], []
+    for target in targets if run.pdfs_requested else []:  # no PDFs asked for: nothing in the ledger to account
         record = records.get(target.invoice_number)
         if record is None:
             failures.append({"invoiceNumber": target.invoice_number, "reason": "no ledger entry: the step never ran"})
@@ -412,8 +620,13 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
                 keys.extend(record.s3_keys)
         elif record.state is InvoiceState.DEFERRED:
             deferrals.append({"invoiceNumber": target.invoice_number, "reason": record.reason or ""})
+        elif record.state is InvoiceState.FAILED:
+            failures.append({"invoiceNumber": target.invoice_number, "reason": record.reason or "failed"})
+        elif record.run_id != run.run_id:
+            elsewhere.append(target.invoice_number)  # a parallel execution owns it and reports it
         else:
-            failures.append({"invoiceNumber": target.invoice_number, "reason": record.reason or record.state.value})
+            failures.append({"invoiceNumber": target.invoice_number,
+                             "reason": f"the run ended with the invoice still {record.state.value}"})
     totals: dict[str, Decimal] = {}
     for row in rows:
         if row.amount is not None:
@@ -428,43 +641,91 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         line_items=len(rows),
         invoices=len(targets),
         credit_memos=len(credit_memos),
-        already_stored=len(targets) - len(todo),
+        already_stored=len(targets) - len(todo) if run.pdfs_requested else 0,
         documents_stored=len(keys),
         failed=len(failures),
         pending=pending,
         deferred=len(deferrals),
+        in_progress_elsewhere=len(elsewhere),
+        carried_over=run.carried_over,
         s3_keys=sorted(keys),
         failures=failures,
         deferrals=deferrals,
         totals={c: str(v) for c, v in totals.items()},
         summary_key=summary_key,
+        pdfs_requested=run.pdfs_requested,
+        checked=run.checked,
+        flagged=run.flagged,
+        flags=_summary_flags(run, rt),
+    )
+    report = _write_report(run, rt, rows, matches, [t.invoice_number for t in targets], todo, records, summary)
+    summary = summary.model_copy(
+        update={"report_key": report.csv_key, "report_html_key": report.html_key, "outcome": report.outcome.value}
     )
     rt.store.put_json(summary_key, summary.model_dump(mode="json", by_alias=True))
-    return Notification(subject=_subject(summary), message=_message(summary, rt.store.bucket), summary=summary)
-
-
-def _subject(s: RunSummary) -> str:
-    status = "needs attention" if s.failed else "complete"
-    subject = (
-        f"Amazon Business invoices {s.window_start:%Y-%m-%d} to {s.window_end:%Y-%m-%d}: "
-        f"{s.documents_stored} documents stored, {status}"
+    return Notification(
+        subject=reporting.finance_subject(report),
+        message=reporting.finance_message(report, summary_key=summary_key),
+        summary=summary,
     )
-    return subject[:100]  # SNS subjects stop at 100 characters
 
 
-def _message(s: RunSummary, bucket: str) -> str:
-    lines = [
-        f"Run {s.run_id}",
-        f"Window: {s.window_start.isoformat()} to {s.window_end.isoformat()}",
-        f"Transactions: {s.transactions}, line items: {s.line_items}",
-        f"Invoices: {s.invoices} ({s.already_stored} already stored earlier), credit memos: {s.credit_memos}",
-        f"Documents stored this run: {s.documents_stored}",
-        "Totals: " + (", ".join(f"{amount} {currency}" for currency, amount in s.totals.items()) or "none"),
-        f"Line items still waiting for an invoice: {s.pending}",
-        f"Deferred to the next run: {s.deferred}",
-        f"Failed: {s.failed}",
-    ]
-    lines += [f"  - {f['invoiceNumber']}: {f['reason']}" for f in s.failures[:50]]
-    lines += [f"  - deferred {d['invoiceNumber']}: {d['reason']}" for d in s.deferrals[:50]]
-    lines.append(f"Summary: s3://{bucket}/{s.summary_key}")
-    return "\n".join(lines)
+def _summary_flags(run: RunContext, rt: Runtime) -> list[dict[str, str]]:
+    """The first flagged invoices with their reasons (all of them are in runs/<runId>/checks.json)."""
+    if not run.flagged:
+        return []
+    flags: list[dict[str, str]] = rt.store.get_json(_run_key(run.run_id, "checks.json"))["flags"]
+    return flags[:MAX_FLAGS_IN_SUMMARY]
+
+
+DETAIL_READERS = 16  # parallel S3 reads of invoice details: a 10,000-invoice backfill stays well inside the timeout
+
+
+def _read_details(rt: Runtime, numbers: Iterable[str]) -> dict[str, InvoiceDetail]:
+    """Every document's details as fetch-invoices stored them (invoice-details/<number>.json)."""
+    wanted = sorted(set(numbers))
+
+    def read(number: str) -> InvoiceDetail:
+        return InvoiceDetail.model_validate(rt.store.get_json(f"invoice-details/{number}.json"))
+
+    with ThreadPoolExecutor(max_workers=DETAIL_READERS) as pool:
+        return dict(zip(wanted, pool.map(read, wanted), strict=True))
+
+
+def _write_report(
+    run: RunContext,
+    rt: Runtime,
+    rows: list[LineItemRow],
+    matches: dict[str, list[str]],
+    targets: list[str],
+    requested_this_run: set[str],
+    records: dict[str, InvoiceRecord],
+    summary: RunSummary,
+) -> reporting.Report:
+    """Build the run's reconciliation report and store it as CSV and HTML next to the summary."""
+    flags: list[dict[str, str]] = (
+        rt.store.get_json(_run_key(run.run_id, "checks.json"))["flags"] if summary.flagged else []
+    )
+    report = reporting.build_report(
+        run_id=run.run_id,
+        window_start=run.window_start,
+        window_end=run.window_end,
+        generated_at=datetime.now(UTC),
+        bucket=rt.store.bucket,
+        csv_key=_run_key(run.run_id, "report.csv"),
+        html_key=_run_key(run.run_id, "report.html"),
+        line_items=rows,
+        matches=matches,
+        details=_read_details(rt, (n for numbers in matches.values() for n in numbers)),
+        records=records,
+        targets=targets,
+        requested_this_run=requested_this_run,
+        failures=summary.failures,
+        deferrals=summary.deferrals,
+        checked=summary.checked,
+        flags=flags,
+        pdfs_requested=summary.pdfs_requested,
+    )
+    rt.store.put_bytes(report.csv_key, reporting.render_csv(report), "text/csv; charset=utf-8")
+    rt.store.put_bytes(report.html_key, reporting.render_html(report), "text/html; charset=utf-8")
+    return report

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
+    from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
     from mypy_boto3_s3.client import S3Client
 
 BATCH_GET_LIMIT = 100
@@ -59,6 +63,19 @@ class DocumentStore:
             raise StorageError(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
         return StoredObject(key=key, sha256=digest, size=len(content))
 
+    def put_bytes_once(self, key: str, content: bytes, content_type: str) -> StoredObject:
+        """Store bytes unless the same content is already there: a retried step never makes a second version."""
+        digest = hashlib.sha256(content).hexdigest()
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise StorageError(f"could not look up s3://{self.bucket}/{key}: {exc}") from exc
+        else:
+            if head.get("Metadata", {}).get("sha256") == digest:
+                return StoredObject(key=key, sha256=digest, size=len(content))
+        return self.put_bytes(key, content, content_type)
+
     def put_json(self, key: str, data: Any) -> StoredObject:
         """Store a JSON document (pydantic models dumped in JSON mode, Decimals as strings)."""
         body = json.dumps(data, separators=(",", ":"), default=str).encode()
@@ -76,10 +93,18 @@ class DocumentStore:
 class InvoiceState(StrEnum):
     """Where an invoice stands in the ledger."""
 
-    REQUESTED = "REQUESTED"
+    CLAIMED = "CLAIMED"  # an execution owns it and is about to ask for its report
+    REQUESTED = "REQUESTED"  # the report was asked for; reportId recorded before any wait
     STORED = "STORED"
     FAILED = "FAILED"
-    DEFERRED = "DEFERRED"
+    DEFERRED = "DEFERRED"  # the poll budget ran out; the next run polls the same reportId
+
+
+class LineItemState(StrEnum):
+    """Where a transaction line item stands: its invoice known, or not yet."""
+
+    PENDING = "PENDING"
+    INVOICED = "INVOICED"
 
 
 class InvoiceRecord(BaseModel):
@@ -93,7 +118,21 @@ class InvoiceRecord(BaseModel):
     s3_keys: list[str] = Field(default_factory=list, alias="s3Keys")
     sha256: list[str] = Field(default_factory=list)
     reason: str | None = None
+    terminal: bool = False
+    # Reports of this invoice that ended FATAL; the first one earned the invoice its one retry.
+    fatal_report_ids: list[str] = Field(default_factory=list, alias="fatalReportIds")
     run_id: str | None = Field(default=None, alias="runId")
+    heartbeat: Decimal = Decimal(0)
+    version: int = 0
+
+    def owned_by_other(self, run_id: str, now: float, stale_after: float) -> bool:
+        """Whether another live execution is working on this invoice."""
+        working = self.state in (InvoiceState.CLAIMED, InvoiceState.REQUESTED)
+        return working and self.run_id != run_id and float(self.heartbeat) > now - stale_after
+
+
+class LedgerConflict(Exception):
+    """Someone else changed the record between our read and our write."""
 
 
 def _invoice_pk(invoice_number: str) -> str:
@@ -101,16 +140,34 @@ def _invoice_pk(invoice_number: str) -> str:
     return f"INVOICE#{invoice_number}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def line_item_pk(order_id: str, order_line_item_id: str, shipment_id: str) -> str:
+    """The ledger key of a line item."""
+    return f"LINE#{order_id}|{order_line_item_id}|{shipment_id}"
+
+
+OPEN_INDEX = "open"  # sparse GSI: only pending line items and deferred invoices carry its key, `openKind`
 
 
 class Ledger:
-    """The durable record of every invoice's state, shared by all executions."""
+    """The durable record of every invoice and line item, shared by all executions.
 
-    def __init__(self, dynamodb: DynamoDBServiceResource, table_name: str) -> None:
+    Every invoice write is conditional on the version read before it (optimistic concurrency), so two
+    executions working on the same window never both ask for a report or both store the documents.
+    """
+
+    def __init__(self, dynamodb: DynamoDBServiceResource, table_name: str, clock: Any = time.time) -> None:
         self._dynamodb = dynamodb
         self._table = dynamodb.Table(table_name)
+        self._clock = clock
+
+    @property
+    def table(self) -> Table:
+        """The DynamoDB table (the rate-limit buckets live in it too)."""
+        return self._table
+
+    def now(self) -> float:
+        """The clock every ledger decision uses."""
+        return float(self._clock())
 
     def get(self, invoice_number: str) -> InvoiceRecord | None:
         """The invoice's record, or None if no step has touched it yet."""
@@ -122,76 +179,109 @@ class Ledger:
 
     def get_many(self, invoice_numbers: Iterable[str]) -> dict[str, InvoiceRecord]:
         """Records for many invoices, read in batches of 100."""
-        wanted = sorted(set(invoice_numbers))
         found: dict[str, InvoiceRecord] = {}
-        for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            keys: list[dict[str, Any]] = [{"pk": _invoice_pk(n)} for n in wanted[start : start + BATCH_GET_LIMIT]]
-            request: dict[str, Any] = {self._table.name: {"Keys": keys, "ConsistentRead": True}}
-            for _attempt in range(10):
+        for item in self._batch_get([_invoice_pk(n) for n in sorted(set(invoice_numbers))]):
+            record = InvoiceRecord.model_validate(item)
+            found[record.invoice_number] = record
+        return found
+
+    def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table.name: {"Keys": [{"pk": k} for k in keys[start : start + BATCH_GET_LIMIT]],
+                                   "ConsistentRead": True}
+            }
+            for attempt in range(10):
                 try:
                     answer = self._dynamodb.batch_get_item(RequestItems=request)
                 except ClientError as exc:
                     raise StorageError(f"could not read ledger entries: {exc}") from exc
-                for item in answer["Responses"].get(self._table.name, []):
-                    record = InvoiceRecord.model_validate(item)
-                    found[record.invoice_number] = record
+                items.extend(answer["Responses"].get(self._table.name, []))
                 request = dict(answer.get("UnprocessedKeys") or {})
                 if not request:
                     break
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())  # noqa: S311  # nosec B311 # jitter
             else:
                 raise StorageError("ledger batch read left unprocessed keys after 10 attempts")
-        return found
+        return items
 
-    def _write(self, invoice_number: str, run_id: str, fields: dict[str, Any], condition: str | None = None) -> None:
-        item = {
-            "pk": _invoice_pk(invoice_number),
-            "invoiceNumber": invoice_number,
-            "runId": run_id,
-            "updatedAt": _now(),
-            **fields,
-        }
-        names = {f"#{k}": k for k in item if k != "pk"}
-        values = {f":{k}": v for k, v in item.items() if k != "pk"}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in item if k != "pk")
-        kwargs: dict[str, Any] = {}
-        if condition:
-            kwargs["ConditionExpression"] = condition
+    def write(self, invoice_number: str, expected: InvoiceRecord | None, run_id: str, **fields: Any) -> InvoiceRecord:
+        """Write the invoice's new state if nobody changed it since `expected` was read; raises LedgerConflict."""
+        version = (expected.version if expected else 0) + 1
+        base: dict[str, Any] = {"invoiceNumber": invoice_number, "runId": run_id, "version": version,
+                                "heartbeat": Decimal(repr(round(self.now(), 3))), "updatedAt": _now_iso()}
+        item = {**base, **{_FIELD_NAMES.get(k, k): _ddb(v) for k, v in fields.items()}}
+        names = {f"#{k}": k for k in item}
+        values = {f":{k}": v for k, v in item.items()}
+        update = "SET " + ", ".join(f"#{k} = :{k}" for k in item)
+        if "openKind" not in item:
+            update += " REMOVE #openKind"
+            names["#openKind"] = "openKind"
+        if expected is None:
+            condition = "attribute_not_exists(pk)"
+        else:
+            condition = "#version = :expected"
+            values[":expected"] = expected.version
         try:
-            self._table.update_item(
-                Key={"pk": item["pk"]},
-                UpdateExpression=update,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                **kwargs,
-            )
+            self._table.update_item(Key={"pk": _invoice_pk(invoice_number)}, UpdateExpression=update,
+                                    ConditionExpression=condition, ExpressionAttributeNames=names,
+                                    ExpressionAttributeValues=values)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
+                raise LedgerConflict(invoice_number) from exc
             raise StorageError(f"could not update ledger entry for invoice {invoice_number}: {exc}") from exc
+        merged = {**(expected.model_dump(by_alias=True) if expected else {}), **item}
+        return InvoiceRecord.model_validate(merged)
 
-    def record_requested(self, invoice_number: str, report_id: str, run_id: str) -> None:
-        """Persist the reportId before any wait, so a retry or a later run reuses it instead of asking again."""
-        self._write(
-            invoice_number, run_id, {"state": InvoiceState.REQUESTED.value, "reportId": report_id, "reason": None}
-        )
+    def open_items(self, kind: str) -> list[dict[str, Any]]:
+        """Every pending line item ("LINE") or deferred invoice ("INVOICE"), from the sparse index."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"IndexName": OPEN_INDEX, "KeyConditionExpression": Key("openKind").eq(kind)}
+        while True:
+            try:
+                page = self._table.query(**kwargs)
+            except ClientError as exc:
+                raise StorageError(f"could not read open {kind} entries: {exc}") from exc
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def record_stored(self, invoice_number: str, objects: list[StoredObject], run_id: str) -> None:
-        """Mark the invoice's documents stored, with their keys and checksums."""
-        self._write(
-            invoice_number,
-            run_id,
-            {
-                "state": InvoiceState.STORED.value,
-                "s3Keys": [o.key for o in objects],
-                "sha256": [o.sha256 for o in objects],
-                "reason": None,
-            },
-        )
+    def put_line_items(self, rows: Iterable[tuple[str, LineItemState, dict[str, Any]]], run_id: str) -> None:
+        """Record each line item's state; pending ones stay in the open index until a run finds their invoice."""
+        try:
+            with self._table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
+                for pk, state, data in rows:
+                    item: dict[str, Any] = {"pk": pk, "state": state.value, "runId": run_id,
+                                            "updatedAt": _now_iso(), **{k: _ddb(v) for k, v in data.items()}}
+                    if state is LineItemState.PENDING:
+                        item["openKind"] = "LINE"
+                    batch.put_item(Item=item)
+        except ClientError as exc:
+            raise StorageError(f"could not record line items: {exc}") from exc
 
-    def record_failed(self, invoice_number: str, reason: str, run_id: str) -> None:
-        """Mark the invoice failed, with a reason a person can act on."""
-        self._write(invoice_number, run_id, {"state": InvoiceState.FAILED.value, "reason": reason})
 
-    def record_deferred(self, invoice_number: str, reason: str, run_id: str) -> None:
-        """Hand the invoice to the next run, keeping its reportId so no second report is created."""
-        self._write(invoice_number, run_id, {"state": InvoiceState.DEFERRED.value, "reason": reason})
+_FIELD_NAMES = {
+    "report_id": "reportId",
+    "s3_keys": "s3Keys",
+    "open_kind": "openKind",
+    "fatal_report_ids": "fatalReportIds",
+}
+
+
+def _ddb(value: Any) -> Any:
+    """DynamoDB takes Decimal, not float; enums as their value."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _ddb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ddb(v) for v in value]
+    return value
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

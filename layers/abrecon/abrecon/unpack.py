@@ -9,6 +9,7 @@ Nothing is written to disk: reports hold sensitive data.
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ _DEFAULT_NAME = "document.pdf"
 _MAX_NAME_CHARS = 200
 _GZIP_FEXTRA = 0x04
 _GZIP_FNAME = 0x08
-# RuntimeError: encrypted entry; NotImplementedError: unsupported compression method.
+# RuntimeError: encrypted entry; NotImplementedError: unsupported compression method; LZMAError (not an
+# OSError, unlike bz2's): a corrupt LZMA entry.
 _ZIP_READ_ERRORS = (
     zipfile.BadZipFile,
+    lzma.LZMAError,
     zlib.error,
     EOFError,
     OSError,
@@ -54,7 +57,7 @@ class PdfDocument:
 @dataclass(frozen=True)
 class UnpackLimits:
     """Safety limits. ``max_total_bytes`` bounds every byte produced by decompression, all layers
-    together, so a gzip or zip bomb stops there."""
+    together, so a gzip or zip bomb stops there. ``max_entries`` bounds zip entries and gzip members alike."""
 
     max_input_bytes: int = 50 * _MIB
     max_total_bytes: int = 200 * _MIB
@@ -95,7 +98,7 @@ def _extract(data: bytes, name: str, limits: UnpackLimits, budget: _Budget, dept
     if data.startswith(PDF_MAGIC):
         return [PdfDocument(name, data)]
     if data.startswith(GZIP_MAGIC):
-        inner = _gunzip(data, budget)
+        inner = _gunzip(data, budget, limits.max_entries)
         inner_name = _gzip_original_name(data) or name
         return _extract(inner, inner_name, limits, budget, depth + 1)
     if data.startswith(ZIP_MAGIC):
@@ -105,11 +108,16 @@ def _extract(data: bytes, name: str, limits: UnpackLimits, budget: _Budget, dept
     raise DocumentError(f"document is neither PDF, gzip nor zip (starts with {data[:8].hex(' ')})")
 
 
-def _gunzip(data: bytes, budget: _Budget) -> bytes:
+def _gunzip(data: bytes, budget: _Budget, max_members: int) -> bytes:
     """Decompress every gzip member, a bounded chunk at a time, so a bomb stops at the budget."""
     out = bytearray()
     member = data
+    members = 0
     while True:
+        # Each member copies the rest of the input (unused_data): without a cap, many tiny members are quadratic.
+        members += 1
+        if members > max_members:
+            raise DocumentError(f"gzip stream has more than {max_members} members")
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # 16+: expect a gzip header and trailer
         pending = member
         try:
@@ -155,7 +163,7 @@ def _gzip_original_name(data: bytes) -> str | None:
 def _unzip(data: bytes, limits: UnpackLimits, budget: _Budget) -> list[PdfDocument]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+    except (*_ZIP_READ_ERRORS, zipfile.LargeZipFile) as exc:  # NotImplementedError: "zip file version 8.4"
         raise DocumentError(f"zip archive is corrupt or truncated ({exc})") from None
     documents: list[PdfDocument] = []
     with archive:
@@ -164,7 +172,8 @@ def _unzip(data: bytes, limits: UnpackLimits, budget: _Budget) -> list[PdfDocume
             limit = limits.max_entries
             raise DocumentError(f"zip archive has {len(entries)} entries, more than the limit of {limit}")
         for index, info in enumerate(entries, start=1):
-            if info.is_dir():
+            # Not info.is_dir(): it raises IndexError on an empty name (a name starting with NUL reads as "").
+            if info.filename.endswith("/"):
                 continue
             label = _safe_name(info.filename) or f"entry {index}"
             content = _read_entry(archive, info, label, budget)

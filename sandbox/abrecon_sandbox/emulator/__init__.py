@@ -2,5 +2,6 @@
 
 from .config import EmulatorConfig
 from .emulator import Emulator
+from .faults import FAULT_PROFILES
 
-__all__ = ["Emulator", "EmulatorConfig"]
+__all__ = ["FAULT_PROFILES", "Emulator", "EmulatorConfig"]

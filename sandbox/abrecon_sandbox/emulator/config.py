@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from .faults import FAULT_PROFILES
+from .jp import AMAZON_JAPAN, JP_SELLERS, Party
+
 _UNSET = datetime.min.replace(tzinfo=UTC)
 DEFAULT_WINDOW = timedelta(days=7)
 
@@ -30,6 +33,8 @@ class EmulatorConfig:
     their real 3600 s lifetime, as clients cache them by ``expires_in``.
     The window defaults to the 7 days before now (UTC).
     ``retry_after`` adds a Retry-After header to 429s (Amazon documents none).
+    ``faults`` names one of ``FAULT_PROFILES`` ("none" by default).
+    ``jp_inconsistent_invoices`` (JP only) deliberately breaks that many invoices' details.
     """
 
     seed: int = 7
@@ -40,6 +45,8 @@ class EmulatorConfig:
     window_start: datetime = _UNSET
     window_end: datetime = field(default_factory=_now)
     retry_after: bool = False
+    faults: str = "none"
+    jp_inconsistent_invoices: int = 0
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)
@@ -57,6 +64,12 @@ class EmulatorConfig:
             raise ValueError("report_latency_seconds must be (low, high) with 0 <= low <= high")
         if self.region not in REGIONS:
             raise ValueError(f"unsupported region {self.region!r}; supported: {sorted(REGIONS)}")
+        if self.faults not in FAULT_PROFILES:
+            raise ValueError(f"unknown fault profile {self.faults!r}; known: {sorted(FAULT_PROFILES)}")
+        if self.jp_inconsistent_invoices < 0:
+            raise ValueError("jp_inconsistent_invoices must not be negative")
+        if self.jp_inconsistent_invoices and self.region != "JP":
+            raise ValueError("jp_inconsistent_invoices needs region='JP'")
 
     @property
     def profile(self) -> RegionProfile:
@@ -75,6 +88,7 @@ class BillTo:
     state: str
     postal_code: str
     country_code: str
+    phone: str = ""
 
     def lines(self) -> list[str]:
         """The address as printed on a document."""
@@ -89,7 +103,11 @@ class BillTo:
 
 @dataclass(frozen=True)
 class RegionProfile:
-    """Everything region-specific in generated data (NA now; JP to be added)."""
+    """Everything region-specific in generated data.
+
+    ``issuer`` and ``sellers`` (JP only) carry the names and registration numbers of
+    tax-qualified invoices; the first seller is the marketplace itself.
+    """
 
     code: str
     marketplace_id: str
@@ -100,6 +118,8 @@ class RegionProfile:
     seller_address: tuple[str, ...]
     tax_rates: tuple[Decimal, ...]
     customers: tuple[BillTo, ...]
+    issuer: Party | None = None
+    sellers: tuple[Party, ...] = ()
 
 
 NA = RegionProfile(
@@ -119,4 +139,60 @@ NA = RegionProfile(
     ),
 )
 
-REGIONS: dict[str, RegionProfile] = {"NA": NA}
+JP = RegionProfile(
+    code="JP",
+    marketplace_id="A1VC38T7YXB528",
+    # The JP host also serves Australia; a JP refresh token is valid for both.
+    marketplace_ids=frozenset({"A1VC38T7YXB528", "A39IBJ37TRP1C6"}),
+    currency="JPY",
+    order_prefixes=("249", "250", "503"),
+    seller_name=AMAZON_JAPAN.romaji,
+    seller_address=("3-8-1 Shimomeguro, Meguro-ku", "Tokyo 153-0064", "JP"),
+    tax_rates=(Decimal("0.1"), Decimal("0.08")),
+    customers=(
+        BillTo(
+            "Sakura Trading K.K.",
+            "Tanaka Hiroshi",
+            "1-2-3 Marunouchi",
+            "Chiyoda-ku",
+            "Tokyo",
+            "100-0005",
+            "JP",
+            "03-5201-1234",
+        ),
+        BillTo(
+            "Fujimoto Seisakusho Co., Ltd.",
+            "Suzuki Yumi",
+            "4-5-6 Umeda, Kita-ku",
+            "Osaka-shi",
+            "Osaka",
+            "530-0001",
+            "JP",
+            "06-6345-6789",
+        ),
+        BillTo(
+            "Kitakaze Dental Clinic",
+            "Sato Kenji",
+            "7-8 Kita 3-jo Nishi, Chuo-ku",
+            "Sapporo-shi",
+            "Hokkaido",
+            "060-0003",
+            "JP",
+            "011-222-3344",
+        ),
+        BillTo(
+            "Minato Logistics G.K.",
+            "Watanabe Aiko",
+            "2-1-1 Konan",
+            "Minato-ku",
+            "Tokyo",
+            "108-0075",
+            "JP",
+            "03-6712-9876",
+        ),
+    ),
+    issuer=AMAZON_JAPAN,
+    sellers=JP_SELLERS,
+)
+
+REGIONS: dict[str, RegionProfile] = {"NA": NA, "JP": JP}

@@ -4,6 +4,9 @@ One CHARGE transaction and one invoice per shipment (so the line items of a ship
 share an invoice); about 10% of orders get refunds, each a REFUND transaction plus a
 credit memo that points at the shipment's invoice. Every transaction's feedDate lies
 inside the configured window.
+
+In JP the invoice details also carry the tax-qualified fields (see ``jp`` for their arithmetic);
+``jp_inconsistent_invoices`` breaks that many of them on purpose (``inconsistencies``).
 """
 
 from __future__ import annotations
@@ -11,17 +14,28 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .config import BillTo, EmulatorConfig, RegionProfile
+from .jp import JP_PRODUCTS, STANDARD_RATE, JpFee, JpInvoice, JpItem, included_tax
 
 STANDARD = "STANDARD"
 CREDIT_MEMO = "CREDIT_MEMO"
 CENT = Decimal("0.01")
 REFUND_SHARE = 0.10
+PENDING_CONSOLIDATION_SHARE = 0.1
+
+# Deliberate inconsistencies of jp_inconsistent_invoices, handed out in this order.
+JP_DEFECTS = (
+    "registration-check-digit",
+    "tax-line-arithmetic",
+    "invoice-total",
+    "item-totals",
+    "registration-format",
+)
 
 LineKey = tuple[str, str, str]  # (orderId, orderLineItemId, shipmentId)
 Json = dict[str, Any]
@@ -52,6 +66,8 @@ _PRODUCTS: tuple[tuple[str, str, int, int], ...] = (
 
 _FIRST = ("Alex", "Jordan", "Priya", "Sam", "Morgan", "Chen", "Taylor", "Maria", "Omar", "Grace")
 _LAST = ("Nguyen", "Patel", "Kim", "Garcia", "Smith", "Okafor", "Rossi", "Larsen", "Cohen", "Silva")
+_JP_FIRST = ("Haruto", "Yui", "Sota", "Aoi", "Ren", "Hina", "Yuto", "Mei", "Kaito", "Sakura")
+_JP_LAST = ("Sato", "Suzuki", "Takahashi", "Tanaka", "Ito", "Watanabe", "Yamamoto", "Nakamura", "Kobayashi", "Kato")
 _REFUND_REASONS = ("Customer return", "Item damaged in transit", "Wrong item shipped", "Order cancelled")
 
 
@@ -82,6 +98,7 @@ class LineItem:
     unit_price: Decimal
     tax_rate: Decimal
     shipping: Decimal
+    jp: JpItem | None = None  # JP: tax-inclusive yen prices, discount, gift wrapping
 
     @property
     def key(self) -> LineKey:
@@ -90,17 +107,23 @@ class LineItem:
 
     @property
     def principal(self) -> Decimal:
-        """Unit price times quantity."""
+        """Unit price times quantity (JP: without the tax the price includes)."""
+        if self.jp is not None:
+            return self.jp.unit_exclusive * self.quantity
         return self.unit_price * self.quantity
 
     @property
     def tax(self) -> Decimal:
-        """Sales tax on principal and shipping."""
+        """Sales tax on principal and shipping (JP: the tax the unit prices include)."""
+        if self.jp is not None:
+            return self.jp.unit_tax * self.quantity
         return ((self.principal + self.shipping) * self.tax_rate).quantize(CENT, ROUND_HALF_UP)
 
     @property
     def total(self) -> Decimal:
-        """Principal plus shipping plus tax."""
+        """Principal plus shipping plus tax (JP: plus the negative discount)."""
+        if self.jp is not None:
+            return self.jp.total
         return self.principal + self.shipping + self.tax
 
 
@@ -136,6 +159,7 @@ class Document:
     lines: tuple[DocumentLine, ...]
     associated_invoice_number: str | None = None
     associated_invoice_date: datetime | None = None
+    jp: JpInvoice | None = None
 
     @property
     def file_name(self) -> str:
@@ -160,7 +184,9 @@ class Document:
 
     @property
     def total(self) -> Decimal:
-        """Grand total (positive for credit memos too)."""
+        """Grand total (positive for credit memos too); JP: the invoiceTotal."""
+        if self.jp is not None:
+            return self.jp.total
         return self.subtotal + self.shipping + self.tax
 
     def detail_json(self) -> Json:
@@ -190,6 +216,22 @@ def iso_seconds(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_yen(value: Decimal, rng: random.Random) -> str:
+    """Whole yen written with Amazon's varying precision: "882", "2910.0", "970.00"."""
+    whole = int(value)
+    style = rng.random()
+    if style < 0.4:
+        return str(whole)
+    if style < 0.75:
+        return f"{whole}.0"
+    return f"{whole}.00"
+
+
+def format_rate(rate: Decimal) -> str:
+    """A tax rate as the JP examples write it: "0.1", "0.08"."""
+    return format(rate.normalize(), "f")
+
+
 def format_amount(value: Decimal, rng: random.Random) -> str:
     """The same value written with Amazon's varying precision: "12.50", "12.5", "13", "13.0"."""
     cents = value.quantize(CENT)
@@ -212,9 +254,17 @@ class Dataset:
         self.documents: dict[str, Document] = {}
         self.credit_memos_of: dict[str, list[str]] = {}
         self.details_by_key: dict[LineKey, list[Json]] = {}
+        self.inconsistencies: dict[str, str] = {}
+        self._numbers_by_key: dict[LineKey, list[str]] = {}
         self._rng = random.Random(f"abrecon-emulator/{config.seed}/{config.region}")  # noqa: S311 - test data
         self._used: set[str] = set()
         self._generate()
+        self._finish()
+
+    @property
+    def is_jp(self) -> bool:
+        """True when invoices carry the JP tax-qualified fields."""
+        return self.profile.issuer is not None
 
     # ----- public queries -------------------------------------------------------------
 
@@ -269,9 +319,13 @@ class Dataset:
 
     def _invoice_number(self) -> str:
         alphabet = string.ascii_uppercase + string.digits
+        if self.is_jp:  # like the JP guide's "JP36BXXXXXXXXX"
+            return self._unique(lambda: "JP" + self._chars(alphabet, 12))
         return self._unique(lambda: "-".join(self._chars(alphabet, 4) for _ in range(3)))
 
     def _amount(self, value: Decimal) -> Json:
+        if self.profile.currency == "JPY":
+            return {"currencyCode": "JPY", "amount": format_yen(value, self._rng)}
         return {"currencyCode": self.profile.currency, "amount": format_amount(value, self._rng)}
 
     def _zero_amount(self) -> Json:
@@ -291,18 +345,22 @@ class Dataset:
         profile = self.profile
         start, end = self.config.window_start, self.config.window_end
         alnum = string.ascii_letters + string.digits
+        products: list[tuple[str, str, int, int, Decimal | None]] = (
+            list(JP_PRODUCTS) if self.is_jp else [(*p, None) for p in _PRODUCTS]
+        )
         catalog = [
             (self._unique(lambda: "B0" + self._chars(string.ascii_uppercase + string.digits, 8)), *product)
-            for product in _PRODUCTS
+            for product in products
         ]
         customer = profile.customers[self.config.seed % len(profile.customers)]
+        first_names, last_names = (_JP_FIRST, _JP_LAST) if self.is_jp else (_FIRST, _LAST)
         buyers = [
             Buyer(
                 id="amzn1.account." + self._chars(string.ascii_uppercase + string.digits, 28),
                 name=f"{first} {last}",
                 email=f"{first.lower()}.{last.lower()}@{customer.company.split()[0].lower()}.example",
             )
-            for first, last in zip(rng.sample(_FIRST, 4), rng.sample(_LAST, 4), strict=True)
+            for first, last in zip(rng.sample(first_names, 4), rng.sample(last_names, 4), strict=True)
         ]
         pending: list[FeedTransaction] = []
         for _ in range(self.config.orders):
@@ -318,21 +376,8 @@ class Dataset:
             assignment = list(range(n_ship)) + [rng.randrange(n_ship) for _ in range(n_items - n_ship)]
             items_by_ship: list[list[LineItem]] = [[] for _ in range(n_ship)]
             for ship_index in sorted(assignment):
-                asin, title, unspsc, low, high = rng.choice(catalog)
-                items_by_ship[ship_index].append(
-                    LineItem(
-                        order_id=order_id,
-                        order_line_item_id=self._unique(lambda: self._digits(rng.choice((13, 14)))),
-                        shipment_id=shipment_ids[ship_index],
-                        asin=asin,
-                        title=title,
-                        unspsc=unspsc,
-                        quantity=rng.choice((1, 1, 1, 2, 2, 3, 5, 10)),
-                        unit_price=Decimal(rng.randint(low, high)) / 100,
-                        tax_rate=rng.choice(profile.tax_rates),
-                        shipping=rng.choice((Decimal(0), Decimal(0), Decimal("4.99"), Decimal("7.5"))),
-                    )
-                )
+                product = rng.choice(catalog)
+                items_by_ship[ship_index].append(self._line_item(order_id, shipment_ids[ship_index], product))
             refunded_order = rng.random() < REFUND_SHARE
             for ship_index in range(n_ship):
                 items = items_by_ship[ship_index]
@@ -346,15 +391,17 @@ class Dataset:
                     bill_to=customer,
                     currency=profile.currency,
                     lines=tuple(
-                        DocumentLine(i.asin, i.title, i.quantity, i.unit_price, i.shipping, i.tax) for i in items
+                        DocumentLine(i.asin, i.title, i.quantity, i.principal / i.quantity, i.shipping, i.tax)
+                        for i in items
                     ),
+                    jp=self._jp_invoice(items) if self.is_jp else None,
                 )
                 self.documents[invoice.number] = invoice
                 self.credit_memos_of[invoice.number] = []
                 charge = self._charge(invoice, items, buyer, feeds[ship_index], ship_dates[ship_index], customer)
                 pending.append(FeedTransaction(feeds[ship_index], charge))
                 for item in items:
-                    self.details_by_key[item.key] = [invoice.detail_json()]
+                    self._numbers_by_key[item.key] = [invoice.number]
                 if refunded_order and ship_index == 0:
                     refunded = [items[0]]
                     if len(items) > 1 and rng.random() < 0.4:
@@ -363,6 +410,69 @@ class Dataset:
                         pending.append(self._refund(invoice, item, buyer, feeds[ship_index], charge, customer))
         pending.sort(key=lambda t: (t.feed_date, t.body["transactionId"]))
         self.transactions = pending
+
+    def _line_item(
+        self, order_id: str, shipment_id: str, product: tuple[str, str, str, int, int, Decimal | None]
+    ) -> LineItem:
+        rng = self._rng
+        asin, title, unspsc, low, high, jp_rate = product
+        line_id = self._unique(lambda: self._digits(rng.choice((13, 14))))
+        quantity = rng.choice((1, 1, 1, 2, 2, 3, 5, 10))
+        if jp_rate is None:  # NA: prices in cents, sales tax on top, shipping per line
+            return LineItem(
+                order_id=order_id,
+                order_line_item_id=line_id,
+                shipment_id=shipment_id,
+                asin=asin,
+                title=title,
+                unspsc=unspsc,
+                quantity=quantity,
+                unit_price=Decimal(rng.randint(low, high)) / 100,
+                tax_rate=rng.choice(self.profile.tax_rates),
+                shipping=rng.choice((Decimal(0), Decimal(0), Decimal("4.99"), Decimal("7.5"))),
+            )
+        # JP: tax-inclusive whole yen; shipping is an invoice-level fee.
+        unit_price = Decimal(rng.randint(low, high))
+        discount = -Decimal(rng.choice((50, 100, 200, 300))) if rng.random() < 0.15 else Decimal(0)
+        gift_wrap = Decimal(rng.choice((110, 220))) if rng.random() < 0.08 else Decimal(0)
+        split = rng.randint(1, quantity - 1) if quantity > 1 and rng.random() < 0.2 else 0
+        jp = JpItem(line_id, asin, title, jp_rate, quantity, unit_price, discount, gift_wrap, split)
+        return LineItem(
+            order_id=order_id,
+            order_line_item_id=line_id,
+            shipment_id=shipment_id,
+            asin=asin,
+            title=title,
+            unspsc=unspsc,
+            quantity=quantity,
+            unit_price=unit_price,
+            tax_rate=jp_rate,
+            shipping=Decimal(0),
+            jp=jp,
+        )
+
+    def _jp_invoice(self, items: list[LineItem]) -> JpInvoice:
+        rng = self._rng
+        issuer, sellers = self.profile.issuer, self.profile.sellers
+        assert issuer is not None and sellers
+        fees: list[JpFee] = []
+        shipping = rng.random()
+        if shipping < 0.25:  # free shipping: charged, then discounted to zero, as in Amazon's example
+            fees.append(JpFee("SHIPPING", Decimal(410), Decimal(-410)))
+        elif shipping < 0.5:
+            fees.append(JpFee("SHIPPING", Decimal(rng.choice((350, 410, 550)))))
+        if rng.random() < 0.08:
+            fees.append(JpFee("GIFTWRAPPING", Decimal(330)))
+        if rng.random() < 0.05:
+            fees.append(JpFee("OTHER", Decimal(330)))  # cash-on-delivery fee
+        seller = sellers[0] if rng.random() < 0.6 else rng.choice(sellers[1:])
+        return JpInvoice(
+            issuer=issuer,
+            seller=seller,
+            items=_jp_items(items),
+            fees=tuple(fees),
+            consolidated_pending=rng.random() < PENDING_CONSOLIDATION_SHARE,
+        )
 
     def _line_json(self, item: LineItem, ship_date: datetime) -> Json:
         discount = self._zero_amount()
@@ -386,6 +496,22 @@ class Dataset:
             "merchantLegalName": self.profile.seller_name,
             "businessOrderInfo": {"GL code": self._rng.choice(("535-office", "610-it", "720-facilities"))},
         }
+        return body
+
+    def _jp_line_json(self, item: LineItem, ship_date: datetime, invoice: JpInvoice, fees: tuple[JpFee, ...]) -> Json:
+        """A JP charge line; the first line of a charge also carries the invoice-level fees."""
+        assert item.jp is not None
+        body = self._line_json(item, ship_date)
+        shipping = sum((f.net for f in fees if f.kind == "SHIPPING"), Decimal(0))
+        gift_wrap = item.jp.fee_total + sum((f.net for f in fees if f.kind == "GIFTWRAPPING"), Decimal(0))
+        other = sum((f.net for f in fees if f.kind == "OTHER"), Decimal(0))
+        body["totalAmount"] = self._amount(item.total + shipping + gift_wrap + other)
+        body["shippingCharge"] = self._amount(shipping) if shipping else self._zero_amount()
+        if gift_wrap:
+            body["giftWrappingCharge"] = self._amount(gift_wrap)
+        if item.jp.discount:
+            body["discount"] = self._amount(item.jp.discount)
+        body["merchantLegalName"] = invoice.seller.name
         return body
 
     def _transaction_head(self, kind: str, feed: datetime, when: datetime, customer: BillTo, buyer: Buyer) -> Json:
@@ -419,8 +545,16 @@ class Dataset:
         body = self._transaction_head("CHARGE", feed, ship_date, customer, buyer)
         if self._rng.random() < 0.5:  # only some transactions carry the invoice number
             body["invoiceNumber"] = invoice.number
-        body["amount"] = self._amount(sum((i.total for i in items), Decimal(0)))
-        body["transactionLineItems"] = [self._line_json(i, ship_date) for i in items]
+        if invoice.jp is None:
+            body["amount"] = self._amount(sum((i.total for i in items), Decimal(0)))
+            body["transactionLineItems"] = [self._line_json(i, ship_date) for i in items]
+        else:
+            # The charge is the invoice total: items plus invoice-level fees (on the first line).
+            body["amount"] = self._amount(invoice.total)
+            body["transactionLineItems"] = [
+                self._jp_line_json(i, ship_date, invoice.jp, invoice.jp.fees if n == 0 else ())
+                for n, i in enumerate(items)
+            ]
         return body
 
     def _refund(
@@ -431,8 +565,16 @@ class Dataset:
         feed = self._moment(charge_feed + (end - charge_feed) * 0.2, end - timedelta(milliseconds=1))
         when = feed - timedelta(seconds=rng.randint(60, 3600))
         quantity = rng.randint(1, item.quantity)
-        principal = item.unit_price * quantity
-        tax = (principal * item.tax_rate).quantize(CENT, ROUND_HALF_UP)
+        memo_jp: JpInvoice | None = None
+        if invoice.jp is not None and item.jp is not None:
+            # A JP credit memo returns whole units at their tax-inclusive price, no fees.
+            returned = JpItem(item.order_line_item_id, item.asin, item.title, item.tax_rate, quantity, item.unit_price)
+            memo_jp = JpInvoice(issuer=invoice.jp.issuer, seller=invoice.jp.seller, items=(returned,))
+            unit_price = returned.unit_exclusive
+            principal, tax = unit_price * quantity, returned.unit_tax * quantity
+        else:
+            unit_price, principal = item.unit_price, item.unit_price * quantity
+            tax = (principal * item.tax_rate).quantize(CENT, ROUND_HALF_UP)
         memo = Document(
             number=self._invoice_number(),
             kind=CREDIT_MEMO,
@@ -442,13 +584,14 @@ class Dataset:
             shipment_id=item.shipment_id,
             bill_to=invoice.bill_to,
             currency=invoice.currency,
-            lines=(DocumentLine(item.asin, item.title, quantity, item.unit_price, Decimal(0), tax),),
+            lines=(DocumentLine(item.asin, item.title, quantity, unit_price, Decimal(0), tax),),
             associated_invoice_number=invoice.number,
             associated_invoice_date=invoice.date,
+            jp=memo_jp,
         )
         self.documents[memo.number] = memo
         self.credit_memos_of[invoice.number].append(memo.number)
-        self.details_by_key[item.key].append(memo.detail_json())
+        self._numbers_by_key[item.key].append(memo.number)
         body = self._transaction_head("REFUND", feed, when, customer, buyer)
         if rng.random() < 0.5:
             body["invoiceNumber"] = memo.number
@@ -465,6 +608,193 @@ class Dataset:
                 "tax": self._amount(-tax),
             }
         )
+        if memo_jp is not None:
+            line["merchantLegalName"] = memo_jp.seller.name
         line["shipmentDate"] = charge["transactionLineItems"][0]["shipmentDate"]
         body["transactionLineItems"] = [line]
         return FeedTransaction(feed, body)
+
+    # ----- invoice details ------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Build the invoice details served per line item (JP: after the deliberate breakage)."""
+        jp_details: dict[str, Json] = {}
+        if self.is_jp:
+            defects = self._pick_defects()
+            self._break_registration(defects)
+            # One dict per document: every line item of an invoice sees the same JSON.
+            jp_details = {number: self._jp_detail_json(doc) for number, doc in self.documents.items()}
+            self._break_details(defects, jp_details)
+            self.inconsistencies = {n: self.inconsistencies[n] for n in defects}  # in the order handed out
+        for key, numbers in self._numbers_by_key.items():
+            self.details_by_key[key] = [
+                jp_details[n] if self.is_jp else self.documents[n].detail_json() for n in numbers
+            ]
+
+    def _pick_defects(self) -> dict[str, tuple[str, int]]:
+        """invoiceNumber -> (defect, offset) for jp_inconsistent_invoices invoices."""
+        count = self.config.jp_inconsistent_invoices
+        standard = sorted(self.invoice_numbers())
+        if count > len(standard):
+            raise ValueError(f"jp_inconsistent_invoices={count} but there are only {len(standard)} invoices")
+        # Own stream, so the consistent invoices look the same whatever the knob says.
+        picker = random.Random(f"abrecon-emulator/jp-defects/{self.config.seed}")  # noqa: S311 - test data
+        chosen = picker.sample(standard, count)
+        return {n: (JP_DEFECTS[i % len(JP_DEFECTS)], picker.randint(1, 8)) for i, n in enumerate(chosen)}
+
+    def _break_registration(self, defects: dict[str, tuple[str, int]]) -> None:
+        # A wrong seller check digit is on the document itself, so the PDF shows it too.
+        for number, (defect, offset) in defects.items():
+            doc = self.documents[number]
+            if defect != "registration-check-digit" or doc.jp is None:
+                continue
+            good = doc.jp.seller.registration_number
+            bad = f"T{(int(good[1]) + offset) % 10}{good[2:]}"
+            seller = replace(doc.jp.seller, registration_number=bad)
+            self.documents[number] = replace(doc, jp=replace(doc.jp, seller=seller))
+            self.inconsistencies[number] = (
+                f"{defect}: sellerInformation.registrationNumber {bad} fails the corporate-number check digit"
+            )
+
+    def _break_details(self, defects: dict[str, tuple[str, int]], details: dict[str, Json]) -> None:
+        for number, (defect, offset) in defects.items():
+            detail = details[number]
+            if defect == "tax-line-arithmetic":
+                line = detail["tax"][0]
+                line["amount"]["amount"] = str(int(Decimal(line["amount"]["amount"])) + offset)
+                message = f"tax[0] (rate {line['rate']}): exclusiveTotal + amount != inclusiveTotal"
+            elif defect == "invoice-total":
+                wrong = int(Decimal(detail["invoiceTotal"])) + 10 * offset
+                detail["invoiceTotal"] = str(wrong)
+                message = f"invoiceTotal {wrong} != the sum of tax[].inclusiveTotal"
+            elif defect == "item-totals":
+                item = detail["transactionDataItems"][0]
+                item["totalAmount"]["amount"] = str(int(Decimal(item["totalAmount"]["amount"])) + offset)
+                message = (
+                    f"transactionDataItems[0].totalAmount != unitTaxInclusivePrice * unit + discount, and the "
+                    f"items at rate {item['taxRate']} no longer add up to their tax line"
+                )
+            elif defect == "registration-format":
+                wrong = detail["invoiceIssuer"]["registrationNumber"][:-1]
+                detail["invoiceIssuer"]["registrationNumber"] = wrong
+                message = f"invoiceIssuer.registrationNumber {wrong} is not T + 13 digits"
+            else:
+                continue
+            self.inconsistencies[number] = f"{defect}: {message}"
+
+    def _jp_detail_json(self, doc: Document) -> Json:
+        """A JP InvoiceDetail with the tax-qualified fields, keys in the order of Amazon's example."""
+        jp = doc.jp
+        assert jp is not None
+        detail: Json = {"invoiceNumber": doc.number, "invoiceDate": iso_millis(doc.date)}
+        if jp.consolidated_pending:
+            detail["consolidatedInvoiceDetails"] = {"invoiceNumber": "Pending"}
+        detail["invoiceType"] = doc.kind
+        if doc.associated_invoice_number is not None and doc.associated_invoice_date is not None:
+            detail["associatedInvoiceNumber"] = doc.associated_invoice_number
+            detail["associatedInvoiceDate"] = iso_millis(doc.associated_invoice_date)
+        detail["invoiceIssuer"] = jp.issuer.as_json()
+        detail["billToAddress"] = _address_json(doc.bill_to)
+        detail["sellerInformation"] = jp.seller.as_json()
+        detail["orderDate"] = iso_seconds(doc.order_date)
+        detail["currencyCode"] = doc.currency
+        detail["invoiceTotal"] = format_yen(jp.total, self._rng)
+        detail["tax"] = [self._tax_json(t.rate, t.inclusive, t.exclusive, t.amount) for t in jp.tax_lines()]
+        detail["transactionDataItems"] = [self._jp_item_json(item) for item in jp.items]
+        detail["fees"] = [self._jp_fee_json(fee) for fee in jp.fees]
+        return detail
+
+    def _tax_json(self, rate: Decimal, inclusive: Decimal, exclusive: Decimal, amount: Decimal) -> Json:
+        return {
+            "rate": format_rate(rate),
+            "inclusiveTotal": self._amount(inclusive),
+            "exclusiveTotal": self._amount(exclusive),
+            "amount": self._amount(amount),
+        }
+
+    def _jp_item_json(self, item: JpItem) -> Json:
+        shares = [item.split, item.units - item.split] if item.split else [item.units]
+        fees: list[Json] = []
+        if item.gift_wrap:
+            fee_tax = included_tax(item.gift_wrap, STANDARD_RATE)
+            fees.append(
+                {
+                    "feeType": "GIFTWRAPPING",
+                    "tax": self._tax_json(
+                        STANDARD_RATE,
+                        item.fee_total,
+                        (item.gift_wrap - fee_tax) * item.units,
+                        fee_tax * item.units,
+                    ),
+                    "discount": self._zero_amount(),
+                    "apportionment": [
+                        {
+                            "associatedOrderLineItemId": item.order_line_item_id,
+                            "units": item.units,
+                            "unitTaxExclusiveFee": self._amount(item.gift_wrap - fee_tax),
+                            "unitTaxAmount": self._amount(fee_tax),
+                        }
+                    ],
+                }
+            )
+        return {
+            "taxRate": format_rate(item.rate),
+            "unit": item.units,
+            "asin": item.asin,
+            "title": item.title,
+            "unitTaxInclusivePrice": self._amount(item.unit_price),
+            "unitTaxExclusivePrice": self._amount(item.unit_exclusive),
+            "unitTaxAmount": self._amount(item.unit_tax),
+            "totalAmount": self._amount(item.total),
+            "discount": self._amount(item.discount) if item.discount else self._zero_amount(),
+            # Like Amazon's example: unitPrice without tax, taxAmount per unit.
+            "apportionment": [
+                {
+                    "orderLineItemId": item.order_line_item_id,
+                    "lineNumber": n,
+                    "units": units,
+                    "unitPrice": self._amount(item.unit_exclusive),
+                    "taxAmount": self._amount(item.unit_tax),
+                }
+                for n, units in enumerate(shares, start=1)
+            ],
+            "fees": fees,
+        }
+
+    def _jp_fee_json(self, fee: JpFee) -> Json:
+        # The fee's tax detail is before its discount, as in Amazon's free-shipping example.
+        return {
+            "feeType": fee.kind,
+            "tax": self._tax_json(fee.rate, fee.amount, fee.amount - fee.tax, fee.tax),
+            "discount": self._amount(fee.discount) if fee.discount else self._zero_amount(),
+            "apportionment": [
+                {"taxExclusiveFee": self._amount(fee.amount - fee.tax), "taxAmount": self._amount(fee.tax)}
+            ],
+        }
+
+
+_PREFECTURES = {"Tokyo": "東京都", "Osaka": "大阪府", "Hokkaido": "北海道"}
+
+
+def _address_json(bill_to: BillTo) -> Json:
+    """The bill-to as a PhysicalAddress (addressType is model-required, though Amazon's example omits it)."""
+    address: Json = {
+        "addressType": "PhysicalAddress",
+        "fullName": bill_to.full_name,
+        "companyName": bill_to.company,
+        "addressLine1": bill_to.address_line1,
+        "city": bill_to.city,
+        "stateOrRegion": _PREFECTURES.get(bill_to.state, bill_to.state),
+        "postalCode": bill_to.postal_code,
+        "countryCode": bill_to.country_code,
+    }
+    if bill_to.phone:
+        address["phoneNumber"] = bill_to.phone
+    return address
+
+
+def _jp_items(items: list[LineItem]) -> tuple[JpItem, ...]:
+    jp_items = tuple(i.jp for i in items if i.jp is not None)
+    if len(jp_items) != len(items):
+        raise ValueError("every line item of a JP invoice needs its JP data")
+    return jp_items

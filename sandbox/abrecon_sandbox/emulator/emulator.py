@@ -14,7 +14,7 @@ from .config import EmulatorConfig
 from .dataset import Dataset
 from .pdfs import PdfCache
 from .ratelimit import RateLimiter
-from .server import LWA_PATH, Credentials, ServerState, create_app
+from .server import LWA_PATH, RESET_FLAG, Credentials, ServerState, create_app
 
 HOST = "127.0.0.1"
 
@@ -36,7 +36,7 @@ class _Server(ThreadedWSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log; tracks its connection so stop() can close it."""
+    """No access log; tracks its connection so stop() can close it; closes it after an injected reset."""
 
     def setup(self) -> None:
         super().setup()
@@ -52,6 +52,13 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         return None
+
+    def run_wsgi(self) -> None:
+        super().run_wsgi()
+        # An injected reset: end this connection now, or the unread request body would be
+        # parsed as the next request.
+        if getattr(self, "environ", {}).get(RESET_FLAG):
+            self.close_connection = True
 
 
 class Emulator:
@@ -136,9 +143,28 @@ class Emulator:
         return self.dataset.line_item_count()
 
     def stats(self) -> dict[str, Any]:
-        """{"apiCalls": {operation: n}, "throttled429": n, "throttled429ByOperation": {operation: n}}."""
+        """{"apiCalls": {operation: n}, "throttled429": n, "throttled429ByOperation": {operation: n},
+        "faultsInjected": {fault kind: n}}; injected 429s count as throttled too."""
         calls, throttled = self.limiter.snapshot()
-        return {"apiCalls": calls, "throttled429": sum(throttled.values()), "throttled429ByOperation": throttled}
+        return {
+            "apiCalls": calls,
+            "throttled429": sum(throttled.values()),
+            "throttled429ByOperation": throttled,
+            "faultsInjected": self.state.injector.injected(),
+        }
+
+    def affected_invoices(self) -> dict[str, str]:
+        """Invoices the fault profile changes for good: invoiceNumber -> fault kind.
+
+        report-fatal (every report FATAL), report-cancelled, report-stuck, or
+        bad-document:<variant>; ``faults.RECOVERABLE_DOCUMENT_FAULTS`` lists the variants
+        a careful pipeline still stores.
+        """
+        return self.state.injector.affected_invoices()
+
+    def deliberate_inconsistencies(self) -> dict[str, str]:
+        """JP invoices broken on purpose (jp_inconsistent_invoices): invoiceNumber -> what is wrong."""
+        return dict(self.dataset.inconsistencies)
 
     # ----- faults on demand -----------------------------------------------------------
 

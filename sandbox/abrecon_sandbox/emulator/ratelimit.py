@@ -78,6 +78,11 @@ class RateLimiter:
         with self._lock:
             self.calls[operation] += 1
 
+    def count_throttled(self, operation: str) -> None:
+        """Record one 429 that did not come from a bucket (fault injection)."""
+        with self._lock:
+            self.throttled[operation] += 1
+
     def admit(self, operation: str) -> tuple[bool, float]:
         """(admitted, seconds until the next token); a refusal is counted as a 429."""
         bucket = self._buckets.get(operation)

@@ -1,4 +1,9 @@
-"""The emulator's WSGI app: LWA, Reconciliation and Document (Reports) APIs, presigned downloads."""
+"""The emulator's WSGI app: LWA, Reconciliation and Document (Reports) APIs, presigned downloads.
+
+Fault profiles (``faults``) hook in at three places: ``guard`` (delays, revoked tokens, extra 429s,
+5xx), ``after_request`` (missing fields, cut-off JSON, the decision to drop the connection) and
+``_DropConnections`` (closes the socket instead of answering).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,16 @@ import json
 import math
 import random
 import secrets
+import socket
+import struct
 import threading
 import time
 import uuid
+from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
@@ -21,8 +30,12 @@ from werkzeug.exceptions import HTTPException
 
 from .config import EmulatorConfig
 from .dataset import Dataset, Document, Json, iso_millis
-from .pdfs import PdfCache, pack_report
+from .faults import API_OPERATIONS, FaultInjector
+from .pdfs import PdfCache, pack_broken, pack_report, zip_bomb
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 API_VERSION_RECON = "/reconciliation/2021-01-08"
 API_VERSION_REPORTS = "/reports/2021-09-30"
@@ -35,7 +48,13 @@ URL_LIFETIME_S = 300.0
 DOCUMENT_TYPES = ("Invoice", "Credits")
 INVOICE_TYPES = ("PBI_INVOICE",)
 
-IN_QUEUE, IN_PROGRESS, DONE, CANCELLED = "IN_QUEUE", "IN_PROGRESS", "DONE", "CANCELLED"
+IN_QUEUE, IN_PROGRESS, DONE, CANCELLED, FATAL = "IN_QUEUE", "IN_PROGRESS", "DONE", "CANCELLED", "FATAL"
+RESET_FLAG = "abrecon.reset"
+_SERVER_ERRORS = {
+    500: ("InternalFailure", "We encountered an internal error. Please try again."),
+    503: ("ServiceUnavailable", "Service temporarily unavailable. Please try again."),
+    504: ("GatewayTimeout", "The server did not answer in time. Please try again."),
+}
 
 
 @dataclass(frozen=True)
@@ -76,14 +95,17 @@ class ReportRecord:
     queue_s: float
     latency_s: float
     document_id: str | None = None
+    forced: str | None = None  # fault injection: FATAL, CANCELLED, or IN_PROGRESS forever
 
     def status(self, now_mono: float) -> str:
-        """IN_QUEUE, then IN_PROGRESS, then DONE (or CANCELLED when there is no data)."""
+        """IN_QUEUE, then IN_PROGRESS, then DONE (or CANCELLED when there is no data, or the forced end)."""
         elapsed = now_mono - self.created_mono
         if elapsed < self.queue_s:
             return IN_QUEUE
-        if elapsed < self.latency_s:
+        if elapsed < self.latency_s or self.forced == IN_PROGRESS:
             return IN_PROGRESS
+        if self.forced is not None:
+            return self.forced
         return DONE if self.documents else CANCELLED
 
     def as_json(self, now_mono: float) -> Json:
@@ -99,7 +121,7 @@ class ReportRecord:
         }
         if status != IN_QUEUE:
             body["processingStartTime"] = iso_millis(self.created + timedelta(seconds=self.queue_s))
-        if status in (DONE, CANCELLED):
+        if status in (DONE, CANCELLED, FATAL):
             body["processingEndTime"] = iso_millis(self.created + timedelta(seconds=self.latency_s))
         if status == DONE and self.document_id is not None:
             body["reportDocumentId"] = self.document_id
@@ -131,11 +153,21 @@ class ServerState:
     presigned: dict[str, Presigned] = field(default_factory=dict)
     packed: dict[str, bytes] = field(default_factory=dict)
     url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    faults: FaultInjector | None = None
     rng: random.Random = field(init=False)
     report_counter: int = 0
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"abrecon-emulator/server/{self.config.seed}")  # noqa: S311 - not security
+        if self.faults is None:
+            config = self.config
+            self.faults = FaultInjector(config.faults, config.seed, self.dataset.invoice_numbers(), config.speed)
+
+    @property
+    def injector(self) -> FaultInjector:
+        """The fault injector (always set after construction)."""
+        assert self.faults is not None
+        return self.faults
 
     def expire_access_tokens(self) -> None:
         """Make every issued access token invalid (fault injection)."""
@@ -148,6 +180,11 @@ def _error(status: int, code: str, message: str, details: str | None = None) -> 
     if details is not None:
         error["details"] = details
     return _json({"errors": [error]}, status)
+
+
+def _server_error(status: int) -> Response:
+    code, message = _SERVER_ERRORS[status]
+    return _error(status, code, message)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -176,40 +213,115 @@ def _s3_error(code: str, message: str) -> Response:
     return Response(body, status=403, mimetype="application/xml")
 
 
+class _DropConnections:
+    """WSGI middleware: a request flagged with RESET_FLAG gets no answer, only a closed connection."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        captured: list[tuple[str, list[tuple[str, str]], Any]] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured.append((status, headers, exc_info))
+            return _no_write
+
+        body = self.app(environ, capture)
+        if not environ.get(RESET_FLAG):
+            status, headers, exc_info = captured[-1]
+            start_response(status, headers, exc_info)
+            return body
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        sock = environ.get("werkzeug.socket")
+        if isinstance(sock, socket.socket):
+            with suppress(OSError):
+                # Linger 0: the close that follows sends a reset instead of a graceful FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
+        # werkzeug treats ConnectionError as a dropped connection: nothing is written, nothing logged.
+        raise ConnectionResetError("injected connection reset")
+
+
+def _no_write(data: bytes) -> None:
+    raise RuntimeError("the emulator's views return their bodies")
+
+
 def create_app(state: ServerState) -> Flask:
     """Build the Flask app serving ``state``."""
     app = Flask("abrecon_sandbox.emulator")
-    config, dataset, limiter = state.config, state.dataset, state.limiter
+    app.wsgi_app = _DropConnections(app.wsgi_app)  # type: ignore[method-assign]
+    config, dataset, limiter, faults = state.config, state.dataset, state.limiter, state.injector
+
+    def delay(key: str) -> None:
+        seconds = faults.delay_seconds(key)
+        if seconds:
+            time.sleep(seconds)
 
     def guard(operation: str) -> Response | None:
-        """Count the call, check the access token, then the rate limit."""
+        """Count the call, inject per-call faults, check the access token, then the rate limit."""
         limiter.count_call(operation)
+        key = faults.begin(operation)
+        request.environ["abrecon.operation"] = operation
+        request.environ["abrecon.fault_key"] = key
+        delay(key)
         token = request.headers.get("x-amz-access-token", "")
         with state.lock:
             expiry = state.access_tokens.get(token)
         if not token:
             return _error(401, "Unauthorized", "Access to requested resource is denied.", "Missing access token.")
-        if expiry is None or expiry <= time.monotonic():
+        revoked = expiry is not None and faults.revoke_now(token)
+        if revoked:
+            with state.lock:
+                state.access_tokens.pop(token, None)
+        if expiry is None or expiry <= time.monotonic() or revoked:
             return _error(
                 401,
                 "Unauthorized",
                 "Access to requested resource is denied.",
                 "The access token you provided is revoked, malformed or invalid.",
             )
+        if faults.throttled(key):
+            limiter.count_throttled(operation)
+            return _throttled(1.0)
+        status = faults.server_error(key)
+        if status is not None:
+            # Half of createReport's errors come after the report was made: a blind retry duplicates it.
+            if operation != "createReport" or not faults.error_after_processing(key):
+                return _server_error(status)
+            request.environ["abrecon.fail_after"] = status
         admitted, wait_s = limiter.admit(operation)
         if not admitted:
-            response = _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
-            if config.retry_after:
-                response.headers["Retry-After"] = str(max(1, round(wait_s + 0.5)))
-            return response
+            return _throttled(wait_s)
         return None
+
+    def _throttled(wait_s: float) -> Response:
+        response = _error(429, "QuotaExceeded", "You exceeded your quota for the requested resource.")
+        if config.retry_after:
+            response.headers["Retry-After"] = str(max(1, round(wait_s + 0.5)))
+        return response
 
     @app.after_request
     def headers(response: Response) -> Response:
+        environ = request.environ
+        ok = 200 <= response.status_code < 300
+        fail_after = environ.get("abrecon.fail_after")
+        if isinstance(fail_after, int) and ok:
+            response, ok = _server_error(fail_after), False
         response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
-        operation = request.environ.get("abrecon.operation")
-        if operation in limiter.plans and 200 <= response.status_code < 300:
+        operation = environ.get("abrecon.operation")
+        if operation in limiter.plans and ok:
             response.headers["x-amzn-RateLimit-Limit"] = limiter.plans[operation].header
+        key = environ.get("abrecon.fault_key")
+        if isinstance(key, str) and operation in API_OPERATIONS:
+            if ok and response.mimetype == "application/json":
+                data = response.get_data()
+                if faults.strips_fields:
+                    data = json.dumps(faults.strip_fields(key, json.loads(data))).encode()
+                response.set_data(faults.truncate(key, data))
+            if faults.connection_reset(key):
+                environ[RESET_FLAG] = True
         return response
 
     @app.errorhandler(HTTPException)
@@ -238,7 +350,7 @@ def create_app(state: ServerState) -> Flask:
             and _same(str(form.get("client_secret")), creds.client_secret)
         ):
             return _json({"error": "invalid_client", "error_description": "Client authentication failed"}, 400)
-        if not _same(str(form.get("refresh_token", "")), creds.refresh_token):
+        if faults.invalid_grant() or not _same(str(form.get("refresh_token", "")), creds.refresh_token):
             return _json(
                 {
                     "error": "invalid_grant",
@@ -249,11 +361,12 @@ def create_app(state: ServerState) -> Flask:
         access_token = "Atza|" + secrets.token_urlsafe(96)
         with state.lock:
             state.access_tokens[access_token] = time.monotonic() + TOKEN_LIFETIME_S
+        faults.token_issued(access_token)
         return _json(
             {
                 "access_token": access_token,
                 "refresh_token": creds.refresh_token,
-                "token_type": "bearer",
+                "token_type": "bearer",  # nosec B105 # the OAuth token type, not a password
                 "expires_in": int(TOKEN_LIFETIME_S),
             }
         )
@@ -262,7 +375,6 @@ def create_app(state: ServerState) -> Flask:
 
     @app.get(f"{API_VERSION_RECON}/transactions")
     def get_transactions() -> Response:
-        request.environ["abrecon.operation"] = "getTransactions"
         refused = guard("getTransactions")
         if refused is not None:
             return refused
@@ -303,7 +415,6 @@ def create_app(state: ServerState) -> Flask:
 
     @app.post(f"{API_VERSION_RECON}/invoices")
     def get_invoice_details() -> Response:
-        request.environ["abrecon.operation"] = "getInvoiceDetailsByOrderLineItems"
         refused = guard("getInvoiceDetailsByOrderLineItems")
         if refused is not None:
             return refused
@@ -348,7 +459,6 @@ def create_app(state: ServerState) -> Flask:
 
     @app.post(f"{API_VERSION_REPORTS}/reports")
     def create_report() -> Response:
-        request.environ["abrecon.operation"] = "createReport"
         refused = guard("createReport")
         if refused is not None:
             return refused
@@ -388,6 +498,7 @@ def create_app(state: ServerState) -> Flask:
             return _error(400, "InvalidInput", "Invalid input", f"Unsupported invoiceType {invoice_type!r}.")
         wanted = "Invoice" if invoice_type is not None else document_type
         documents = dataset.report_documents(invoice_id, wanted)
+        forced = faults.report_outcome(invoice_id)
         now = datetime.now(UTC)
         low, high = config.report_latency_seconds
         with state.lock:
@@ -404,12 +515,12 @@ def create_app(state: ServerState) -> Flask:
                 created_mono=time.monotonic(),
                 queue_s=queue,
                 latency_s=latency,
+                forced=forced,
             )
         return _json({"reportId": report_id}, 202)
 
     @app.get(f"{API_VERSION_REPORTS}/reports/<report_id>")
     def get_report(report_id: str) -> Response:
-        request.environ["abrecon.operation"] = "getReport"
         refused = guard("getReport")
         if refused is not None:
             return refused
@@ -425,13 +536,13 @@ def create_app(state: ServerState) -> Flask:
 
     @app.get(f"{API_VERSION_REPORTS}/documents/<document_id>")
     def get_report_document(document_id: str) -> Response:
-        request.environ["abrecon.operation"] = "getReportDocument"
         refused = guard("getReportDocument")
         if refused is not None:
             return refused
         with state.lock:
             report_id = state.report_of_document.get(document_id)
-        if report_id is None:
+            record = state.reports.get(report_id) if report_id is not None else None
+        if report_id is None or record is None:
             return _error(400, "InvalidInput", "Invalid input", f"Unknown reportDocumentId {document_id}.")
         expires = time.time() + URL_LIFETIME_S / config.speed
         token = secrets.token_urlsafe(24)
@@ -442,11 +553,16 @@ def create_app(state: ServerState) -> Flask:
         query = {"expires": str(math.ceil(expires)), "X-Amz-Security-Token": security}
         query["signature"] = _sign(state.url_key, token, query)
         url = f"{request.host_url.rstrip('/')}/downloads/{token}?{urlencode(query)}"
-        return _json({"reportDocumentId": document_id, "url": url, "compressionAlgorithm": "GZIP"})
+        body: Json = {"reportDocumentId": document_id, "url": url, "compressionAlgorithm": "GZIP"}
+        if faults.document_fault(record.options.get("invoiceId", "")) == "mislabelled-compression":
+            del body["compressionAlgorithm"]  # still gzip: only the label is missing
+            faults.record("bad-document:mislabelled-compression")
+        return _json(body)
 
     @app.get("/downloads/<token>")
     def download(token: str) -> Response:
         limiter.count_call("downloadDocument")
+        delay(faults.begin("downloadDocument"))
         args = request.args
         query = {"expires": args.get("expires", ""), "X-Amz-Security-Token": args.get("X-Amz-Security-Token", "")}
         with state.lock:
@@ -463,11 +579,25 @@ def create_app(state: ServerState) -> Flask:
         with state.lock:
             packed = state.packed.get(issued.report_id)
             record = state.reports[issued.report_id]
+        if record.document_id is not None and faults.expire_first_download(record.document_id):
+            with state.lock:  # this URL stays expired; a fresh one from getReportDocument works
+                state.presigned[token] = Presigned(issued.report_id, 0.0)
+            return _s3_error("AccessDenied", "Request has expired")
         if packed is None:
             packed = pack_report(state.pdfs.files(record.documents))
             with state.lock:
                 state.packed[issued.report_id] = packed
-        return Response(packed, status=200, mimetype="application/octet-stream")
+        variant = faults.document_fault(record.options.get("invoiceId", ""))
+        if variant is None or variant == "mislabelled-compression":
+            return Response(packed, status=200, mimetype="application/octet-stream")
+        faults.record(f"bad-document:{variant}")
+        if variant == "content-encoding-gzip":
+            # The stored object is gzip; the header invites clients to decompress it a layer too early.
+            response = Response(packed, status=200, mimetype="application/octet-stream")
+            response.headers["Content-Encoding"] = "gzip"
+            return response
+        broken = zip_bomb() if variant == "zip-bomb" else pack_broken(variant, state.pdfs.files(record.documents))
+        return Response(broken, status=200, mimetype="application/octet-stream")
 
     return app
 

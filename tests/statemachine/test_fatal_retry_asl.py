@@ -1,0 +1,93 @@
+"""FATAL reports through the real state machine (moto's interpreter, the real handlers): an invoice whose first
+report ends FATAL gets one new report after the cool-down and is stored; one whose second report ends FATAL too
+is recorded as failed, and never gets a third."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import TEMPLATE
+
+from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.emulator import Emulator, EmulatorConfig
+from abrecon_sandbox.run import scaled_rate_limits
+
+SPEED = 600.0
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    """NA data where about a fifth of the invoices' first reports end FATAL, and some of those every time."""
+    config = EmulatorConfig(seed=11, orders=10, speed=SPEED, report_latency_seconds=(0.0, 30.0), faults="fatal-reports")
+    with Emulator(config) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def local_aws(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
+    aws = LocalAws(
+        TEMPLATE,
+        {
+            "ApiEndpoint": emulator.base_url,
+            "LwaEndpoint": emulator.lwa_url,
+            "PollSeconds": "1",
+            "MaxPolls": "30",
+            "FatalRetrySeconds": "1",
+            "ApiRateLimits": scaled_rate_limits(SPEED),
+        },
+        tmp_path_factory.mktemp("lambda-logs"),
+    )
+    aws.start()
+    assert aws.stack is not None
+    aws.client("secretsmanager").put_secret_value(
+        SecretId=aws.stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
+    )
+    try:
+        yield aws
+    finally:
+        aws.stop()
+
+
+def _run(local_aws: LocalAws, emulator: Emulator, name: str, deadline: float = 240) -> dict[str, Any]:
+    assert local_aws.stack is not None
+    sfn = local_aws.client("stepfunctions")
+    window = {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
+    arn = sfn.start_execution(
+        stateMachineArn=local_aws.stack.output("ReconcileStateMachine"), name=name, input=json.dumps(window)
+    )["executionArn"]
+    ends = time.monotonic() + deadline
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < ends, "execution did not end"
+        time.sleep(0.5)
+    result: dict[str, Any] = described
+    return result
+
+
+def test_first_fatal_is_retried_once_and_a_second_fatal_is_recorded(local_aws: LocalAws, emulator: Emulator) -> None:
+    result = _run(local_aws, emulator, "fatal-retry")
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    summary = json.loads(result["output"])
+
+    reports = Counter(r.options["invoiceId"] for r in emulator.state.reports.values())
+    always_fatal = {n for n, kind in emulator.affected_invoices().items() if kind == "report-fatal"}
+    retried = {n for n, count in reports.items() if count > 1}
+    fatal_once = retried - always_fatal
+    assert always_fatal and fatal_once, "the data set must show both outcomes"
+    # One new report per FATAL invoice, never a third; every other invoice asked for once.
+    assert retried == always_fatal | fatal_once
+    assert {reports[n] for n in retried} == {2}
+    assert set(reports) == emulator.invoice_numbers()
+    assert emulator.stats()["faultsInjected"]["report-fatal"] == len(fatal_once) + 2 * len(always_fatal)
+
+    failures = {f["invoiceNumber"]: f["reason"] for f in summary["failures"]}
+    assert set(failures) == always_fatal
+    assert all("FATAL" in reason and "retry" in reason for reason in failures.values())
+    expected = emulator.expected_documents()
+    stored = {key.split("/")[2] for key in summary["s3Keys"]}
+    assert stored == emulator.invoice_numbers() - always_fatal  # the retried ones included
+    assert summary["documentsStored"] == sum(len(expected[n]) for n in stored)
