@@ -11,7 +11,7 @@ CHECKOV_VENV := .tools/checkov
 PY313_DIR := $(shell dirname "$$(pyenv prefix 3.13.0 2>/dev/null)/bin/python3.13" 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup run test lint typecheck template security fuzz layer-requirements unit build browser clean
+.PHONY: setup run test lint typecheck template security fuzz faults layer-requirements unit build browser clean
 
 setup: $(VENV)/.synced
 
@@ -65,6 +65,11 @@ security: setup $(CHECKOV_VENV)/.installed
 ## Fuzzing with a bigger budget than the CI-sized run inside `make unit` (HYPOTHESIS_PROFILE=ci).
 fuzz: setup
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-long} $(BIN)/pytest -q tests/fuzz
+
+## The whole fault matrix: every fault profile (Amazon's side and AWS's), a sandbox run and a re-run each, every
+## line item accounted for (tests/faults). `make unit` runs a CI-sized selection of it (FAULT_MATRIX=ci).
+faults: setup
+	FAULT_MATRIX=$${FAULT_MATRIX:-all} $(BIN)/pytest -q -m faults tests/faults
 
 # The layer's requirements are the lock's runtime closure; a drift fails here.
 layer-requirements: setup

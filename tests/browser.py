@@ -39,6 +39,7 @@ _MEASURE = """
       text: row.innerText,
       width: box.width,
       height: box.height,
+      top: box.top + window.scrollY,
       left: box.left,
       right: box.right,
       shown: style.display !== "none" && style.visibility !== "hidden" && Number(style.opacity) > 0,

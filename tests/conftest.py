@@ -14,8 +14,8 @@ from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[Emulator]:
-    """A small, fast NA data set: 6 orders, the emulator's clock 600 times faster."""
-    with Emulator(EmulatorConfig(seed=11, orders=6, speed=600.0, report_latency_seconds=(0.0, 60.0))) as emu:
+    """A small, fast NA data set: 8 orders (two pages of transactions), the emulator's clock 600 times faster."""
+    with Emulator(EmulatorConfig(seed=11, orders=8, speed=600.0, report_latency_seconds=(0.0, 60.0))) as emu:
         yield emu
 
 

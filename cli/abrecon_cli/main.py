@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from abrecon_cli import ops
 def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
     from abrecon.errors import ConfigurationError
-    from abrecon_sandbox.run import SandboxOptions, lwa_credentials_from, run_sandbox
+    from abrecon_sandbox.run import SandboxOptions, SandboxRun, lwa_credentials_from, rerun_sandbox, run_sandbox
 
     try:
         credentials = None
@@ -28,6 +29,8 @@ def _sandbox_run(args: argparse.Namespace) -> int:
             summary_file=args.summary,
             region=args.region,
             jp_inconsistent_invoices=args.jp_inconsistent,
+            faults=args.faults,
+            max_polls=args.max_polls,
             api_endpoint=args.api_endpoint,
             lwa_endpoint=args.lwa_endpoint,
             lwa_credentials=credentials,
@@ -35,7 +38,17 @@ def _sandbox_run(args: argparse.Namespace) -> int:
             window_to=args.window_to,
             export_dir=args.export,
         )
-        return run_sandbox(options)
+        if not args.rerun:
+            return run_sandbox(options)
+        kept: list[SandboxRun] = []
+        first = run_sandbox(options, keep=kept)
+        try:
+            print("\nre-run: a second execution for the same window on the same sandbox", flush=True)
+            return max(first, rerun_sandbox(kept[0], options=options))
+        finally:
+            kept[0].aws.stop()
+            if kept[0].emulator:
+                kept[0].emulator.stop()
     except ConfigurationError as exc:
         print(f"abrecon sandbox run: error: {exc}", file=sys.stderr)
         return 2
@@ -47,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     sandbox = commands.add_parser("sandbox", help="the whole pipeline on this machine (moto + emulator)")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
-    run = sandbox_commands.add_parser("run", help="run one execution end to end and print its summary")
+    run = sandbox_commands.add_parser(
+        "run", help="run one execution end to end and print its summary", formatter_class=_SandboxRunHelp
+    )
     run.add_argument("--seed", type=int, default=7, help="data set seed (default 7)")
     run.add_argument("--orders", type=_positive, default=30, help="orders in the data set (default 30)")
     run.add_argument(
@@ -62,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         help="seconds between getReport polls (default: 15 divided by --speed, at least 1)",
+    )
+    run.add_argument(
+        "--max-polls",
+        type=_positive,
+        default=None,
+        help="getReport polls per report before the invoice is deferred to the next run (default: MaxPolls, 240)",
+    )
+    run.add_argument(
+        "--faults",
+        default="none",
+        metavar="PROFILE",
+        help="inject one fault profile: Amazon's side (the built-in emulator) or AWS's (the sandbox). The run "
+        "exits 0 only if every line item is accounted for, nothing is duplicated, every object is under the "
+        "stack's key, no log line carries a secret and nothing was written to disk. Profiles:",
+    )
+    run.add_argument(
+        "--rerun",
+        action="store_true",
+        help="then start a second execution for the same window on the same sandbox (ledger, bucket, emulator "
+        "kept, an AWS-side outage over): what the next run picks up; --summary then holds the second run's",
     )
     run.add_argument("--summary", type=Path, default=None, help="write the run's summary JSON here")
     run.add_argument(
@@ -109,6 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_sandbox_run)
     ops.add_commands(commands)  # start, watch, invoices: for a deployed stack
     return parser
+
+
+class _SandboxRunHelp(argparse.HelpFormatter):
+    """`abrecon sandbox run --help`: lists the fault profiles, read from the sandbox only when help is shown (the
+    sandbox is a development dependency the operator commands do without)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if "--faults" not in action.option_strings:
+            return text
+        try:
+            from abrecon_sandbox.aws_faults import all_fault_profiles
+        except ImportError:  # no sandbox installed: nothing to list
+            return text
+        profiles = "".join(f"\n{name}: {about}" for name, about in all_fault_profiles().items())
+        return (text or "") + profiles.replace("%", "%%")
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Each line of a help text wrapped on its own (the profile list is one line per profile)."""
+        return [wrapped for line in text.splitlines() for wrapped in textwrap.wrap(line, width) or [""]]
 
 
 def _not_negative(text: str) -> int:

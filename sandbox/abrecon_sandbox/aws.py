@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,6 +18,7 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from abrecon_sandbox.aws_faults import S3WriteFaults
 from abrecon_sandbox.lambdas import LambdaRouter, WorkerPool
 from abrecon_sandbox.meter import StepFunctionsMeter
 from abrecon_sandbox.stack import REGION, Stack, build_stack
@@ -25,6 +29,9 @@ CREDENTIALS = {  # nosec B105
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+# Functions run with a fresh, empty TMPDIR and HOME of their own, which must still be empty at the end: the
+# download holds report documents, which must never reach a disk unencrypted (FIELD-NOTES), not even /tmp.
+DISKLESS_FUNCTIONS = ("DownloadDocumentFunction",)
 
 
 class LocalAws:
@@ -41,12 +48,17 @@ class LocalAws:
         log_dir: Path,
         stack_name: str = "abrecon",
         max_workers_per_function: int = 8,
+        function_env: Mapping[str, Mapping[str, str]] | None = None,
+        s3_faults: S3WriteFaults | None = None,
     ) -> None:
         self._template = template
         self._parameters = parameters
         self._log_dir = log_dir
         self._stack_name = stack_name
         self._max_workers = max_workers_per_function
+        self._function_env = {k: dict(v) for k, v in (function_env or {}).items()}  # logical id -> extra variables
+        self.s3_faults = s3_faults
+        self._scratch: Path | None = None
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.pool: WorkerPool | None = None
@@ -92,10 +104,21 @@ class LocalAws:
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
             # X-Ray has no local daemon; everything else Powertools does stays on.
             "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",  # Lambda's code is read-only; the workers' disk-write audit sees the rest
             **CREDENTIALS,
         }
-        self.pool = WorkerPool(self.stack.functions.values(), worker_env, self._log_dir, self._max_workers)
+        self._scratch = Path(tempfile.mkdtemp(prefix="abrecon-sandbox-"))
+        function_env = {k: dict(v) for k, v in self._function_env.items()}
+        for logical_id in DISKLESS_FUNCTIONS:
+            for name in ("TMPDIR", "HOME"):
+                directory = self._scratch / logical_id / name.lower()
+                directory.mkdir(parents=True)
+                function_env.setdefault(logical_id, {})[name] = str(directory)
+        self.pool = WorkerPool(
+            self.stack.functions.values(), worker_env, self._log_dir, self._max_workers, function_env=function_env
+        )
         router.pool = self.pool
+        router.s3_faults = self.s3_faults
         self.router = router
 
     def client(self, service: str) -> Any:
@@ -105,6 +128,13 @@ class LocalAws:
     def resource(self, service: str) -> Any:
         """A boto3 resource for the local AWS."""
         return boto3.resource(service, region_name=REGION, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def disk_report(self) -> dict[str, object]:
+        """What the functions wrote to disk: files opened for writing per function (the workers' audit hook), and
+        anything left in the fresh TMPDIR and HOME of DISKLESS_FUNCTIONS."""
+        left = sorted(str(p) for p in self._scratch.rglob("*") if p.is_file()) if self._scratch else []
+        writes = dict(self.pool.stats.disk_writes) if self.pool else {}
+        return {"writes": writes, "leftOnDisk": left}
 
     def stop(self) -> None:
         """Stop the workers and the server."""
@@ -116,3 +146,6 @@ class LocalAws:
         if self._thread:
             self._thread.join(timeout=10)
         self.meter.uninstall()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

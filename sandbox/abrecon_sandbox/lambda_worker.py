@@ -3,6 +3,11 @@
 Started by `lambdas.WorkerPool` with exactly the environment the template gives the function. It reads
 length-prefixed JSON requests on stdin and answers on a private copy of stdout; the handler's own prints and
 logs go to stderr, which the pool sends to the function's log file.
+
+Sandbox-only, outside the handler (the product has no such code path): an audit hook notes every file the
+handler opens for writing and every directory it makes (answered as `diskWrites`), and with
+ABRECON_SANDBOX_CRASH_AFTER_PUT (invoice numbers; the handler-crash fault profile) the process kills itself right
+after a successful S3 PutObject of a documents/ key of one of those invoices.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -19,6 +25,49 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 HEADER = struct.Struct(">I")
+CRASH_ENV = "ABRECON_SANDBOX_CRASH_AFTER_PUT"  # aws_faults.CRASH_ENV (not imported: keep this module light)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_disk_writes: list[str] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    """Note writes to the file system: open() for writing, os.open with write flags, mkdir, rename."""
+    if event == "open":
+        path, mode, flags = (*args, None, None, None)[:3]
+        if isinstance(path, int):  # an already open descriptor (pipes, the protocol's stdout copy)
+            return
+        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+            isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
+        )
+        if writing and str(path) != os.devnull:
+            _disk_writes.append(f"open {path}")
+    elif event in ("os.mkdir", "os.rename", "os.symlink", "os.link"):
+        _disk_writes.append(f"{event} {args[0]}")
+
+
+def _crash_after_documents_put(victims: set[str]) -> None:
+    """handler-crash: die (SIGKILL) right after a documents/ object of a victim invoice was written to S3."""
+    import boto3  # the worker's boto3 default session: the handler's clients inherit its event handlers
+
+    def remember_key(params: dict[str, Any], **_: Any) -> None:
+        _crash_state["key"] = str(params.get("Key", ""))
+
+    def crash(http_response: Any, **_: Any) -> None:
+        parts = _crash_state.get("key", "").split("/")
+        if len(parts) == 4 and parts[0] == "documents" and parts[2] in victims and http_response.status_code == 200:
+            sys.stderr.write(f"sandbox handler-crash: killing this process after writing {_crash_state['key']}\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-parameter-build.s3.PutObject", remember_key)
+    session.events.register("after-call.s3.PutObject", crash)
+
+
+_crash_state: dict[str, str] = {}
 
 
 def read_message(stream: IO[bytes]) -> dict[str, Any] | None:
@@ -61,6 +110,10 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # handler output joins the log, never the protocol
     code_dir, handler_spec = sys.argv[1], sys.argv[2]
+    sys.addaudithook(_audit)
+    victims = {n for n in os.environ.get(CRASH_ENV, "").split(",") if n}
+    if victims:
+        _crash_after_documents_put(victims)
     module_name, _, attribute = handler_spec.rpartition(".")
     sys.path.insert(0, code_dir)
     handler = getattr(importlib.import_module(module_name), attribute)
@@ -95,6 +148,8 @@ def main() -> None:
             }
             traceback.print_exc()
         answer["durationMs"] = (time.perf_counter() - started) * 1000
+        answer["diskWrites"] = _disk_writes[:]
+        _disk_writes.clear()
         write_message(protocol_out, answer)
 
 

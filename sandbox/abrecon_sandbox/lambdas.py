@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from abrecon_sandbox.aws_faults import S3WriteFaults
 from abrecon_sandbox.lambda_worker import read_message, write_message
 
 AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
@@ -43,14 +44,21 @@ class FunctionTimeout(Exception):
     """The handler ran past the function's timeout."""
 
 
+class FunctionCrash(Exception):
+    """The worker process died during the invocation (Lambda: Runtime.ExitError)."""
+
+
 class Worker:
     """One worker process: one invocation at a time, like one Lambda execution environment."""
 
-    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.spec = spec
         env = {
             **base_env,
             **spec.environment,
+            **(extra_env or {}),  # the sandbox's own: a fresh TMPDIR and HOME, fault injection
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -77,6 +85,9 @@ class Worker:
         )
         reader.start()
         reader.join(self.spec.timeout_seconds)
+        if not reader.is_alive() and answer and answer[0] is None:  # end of stream: the process died
+            self.stop()
+            raise FunctionCrash(f"Runtime exited with error: exit status {self._process.returncode}")
         if reader.is_alive() or not answer or answer[0] is None:
             self.stop()
             raise FunctionTimeout(f"Task timed out after {self.spec.timeout_seconds} seconds")
@@ -107,6 +118,9 @@ class InvocationStats:
     errors: Counter[str] = field(default_factory=Counter)
     gb_seconds: float = 0.0
     cold_starts: int = 0
+    crashes: Counter[str] = field(default_factory=Counter)  # invocations whose process died (Runtime.ExitError)
+    # Files a handler opened for writing (or directories it made), per function: the audit hook of lambda_worker.
+    disk_writes: dict[str, list[str]] = field(default_factory=dict)
 
 
 class WorkerPool:
@@ -118,8 +132,10 @@ class WorkerPool:
         base_env: dict[str, str],
         log_dir: Path,
         max_workers_per_function: int = 8,
+        function_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._specs = {spec.arn: spec for spec in functions}
+        self._function_env = dict(function_env or {})  # logical id -> the sandbox's extra variables
         self._specs.update({spec.name: spec for spec in self._specs.values()})
         self._base_env = base_env
         self._log_dir = log_dir
@@ -147,7 +163,7 @@ class WorkerPool:
                     self.stats.cold_starts += 1
                     break
                 self._lock.wait()
-        worker = Worker(spec, self._base_env, self._log_dir)
+        worker = Worker(spec, self._base_env, self._log_dir, self._function_env.get(spec.logical_id))
         with self._lock:
             self._all.append(worker)
         return worker
@@ -164,14 +180,22 @@ class WorkerPool:
         """Invoke the function; returns (succeeded, response payload) as Lambda's Invoke API would."""
         worker = self._acquire(spec)
         started = time.perf_counter()
+        writes: list[str] = []
         try:
             answer = worker.invoke(payload)
             ok, body = bool(answer["ok"]), str(answer["payload"]).encode()
+            writes = [str(w) for w in answer.get("diskWrites", [])]
         except FunctionTimeout as exc:
             ok, body = False, json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}).encode()
+        except FunctionCrash as exc:  # what Lambda answers when the runtime process dies mid-invocation
+            ok, body = False, json.dumps({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}).encode()
+            with self._lock:
+                self.stats.crashes[spec.name] += 1
         finally:
             self._release(worker)
         with self._lock:
+            if writes:
+                self.stats.disk_writes.setdefault(spec.name, []).extend(writes)
             self.stats.invocations[spec.name] += 1
             if not ok:
                 self.stats.errors[spec.name] += 1
@@ -194,6 +218,7 @@ class LambdaRouter:
     def __init__(self, app: Callable[..., Any]) -> None:
         self._app = app
         self.pool: WorkerPool | None = None  # set once the stack's functions are known
+        self.s3_faults: S3WriteFaults | None = None  # the s3-write-failure profile, when the sandbox runs it
         self.requests: Counter[str] = Counter()  # "service:action" -> AWS requests, for the cost estimate
         self._requests_lock = threading.Lock()
 
@@ -213,6 +238,10 @@ class LambdaRouter:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Route one request."""
         service = self._count(environ)
+        if service == "s3" and self.s3_faults is not None:
+            faulty = self.s3_faults.serve(environ, start_response, self._app)
+            if faulty is not None:
+                return faulty
         match = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if service == "dynamodb":
             with self._dynamodb_lock:

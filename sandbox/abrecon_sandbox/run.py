@@ -18,7 +18,9 @@ from botocore.exceptions import ClientError
 from abrecon._http import require_secure_url
 from abrecon.errors import ConfigurationError
 from abrecon.pacing import parse_limits
+from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws_faults import S3WriteFaults, all_fault_profiles, crash_environment, emulator_profile
 from abrecon_sandbox.floor import floor_seconds
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 from abrecon_sandbox.stack import load_template
@@ -58,7 +60,8 @@ class SandboxOptions:
     log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".sandbox" / "logs")
     region: str = "NA"  # the template's AmazonBusinessRegion; the built-in emulator has NA and JP data
     jp_inconsistent_invoices: int = 0  # JP: invoices the emulator breaks on purpose (the checks must flag them)
-    faults: str = "none"  # the built-in emulator's fault profile
+    faults: str = "none"  # a fault profile: the built-in emulator's, or the sandbox's AWS-side ones (aws_faults.py)
+    max_polls: int | None = None  # the template's MaxPolls (default 240): fewer defers stuck reports sooner
     # Another Amazon Business endpoint (Amazon's sandbox, someone's mock) instead of the built-in emulator;
     # then the LWA credentials come from lwa_credentials (see lwa_credentials_from) and the window from window_*.
     api_endpoint: str | None = None
@@ -100,6 +103,10 @@ def lwa_credentials_from(
 
 def _check_endpoint_options(options: SandboxOptions) -> None:
     """Refuse a run against another endpoint that cannot work, before anything starts."""
+    if options.faults not in all_fault_profiles():
+        raise ConfigurationError(f"unknown fault profile {options.faults!r}; known: {', '.join(all_fault_profiles())}")
+    if options.api_endpoint is not None and options.faults != "none":
+        raise ConfigurationError("--faults needs the built-in emulator (not --api-endpoint)")
     if options.api_endpoint is None:
         if options.lwa_endpoint or options.lwa_credentials:
             raise ConfigurationError("--lwa-endpoint and LWA credentials go with --api-endpoint")
@@ -121,6 +128,7 @@ class SandboxRun:
     emulator: Emulator | None  # None when the run went to another endpoint (SandboxOptions.api_endpoint)
     aws: LocalAws
     summary: dict[str, Any]
+    options: SandboxOptions | None = None  # what the run was started with (rerun_sandbox starts another like it)
 
 
 def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[SandboxRun] | None = None) -> int:
@@ -134,7 +142,7 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
                 orders=options.orders,
                 speed=options.speed,
                 region=options.region,
-                faults=options.faults,
+                faults=emulator_profile(options.faults),
                 jp_inconsistent_invoices=options.jp_inconsistent_invoices,
             )
         except ValueError as exc:  # e.g. a region the built-in emulator has no data for
@@ -150,9 +158,15 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
             **({"LwaEndpoint": lwa_endpoint} if lwa_endpoint else {}),
             "FatalRetrySeconds": str(options.fatal_retry_seconds),
             "PollSeconds": str(options.effective_poll_seconds),
+            **({"MaxPolls": str(options.max_polls)} if options.max_polls else {}),
             "ApiRateLimits": scaled_rate_limits(options.speed),
         },
         options.log_dir,
+        # The sandbox's AWS-side fault profiles: the product has no code path for them (aws_faults.py).
+        function_env=crash_environment(options.faults, options.seed, emulator.invoice_numbers()) if emulator else None,
+        s3_faults=S3WriteFaults(options.seed, emulator.invoice_numbers())
+        if emulator and options.faults == "s3-write-failure"
+        else None,
     )
     try:
         aws.start()
@@ -163,12 +177,25 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
             emulator.stop()
         raise
     if keep is not None:
-        keep.append(SandboxRun(emulator=emulator, aws=aws, summary=summary))
+        keep.append(SandboxRun(emulator=emulator, aws=aws, summary=summary, options=options))
     else:
         aws.stop()
         if emulator:
             emulator.stop()
-    return 0 if summary["status"] == "SUCCEEDED" else 1
+    return 0 if summary["status"] == "SUCCEEDED" and summary["audit"]["passed"] else 1
+
+
+def rerun_sandbox(run: SandboxRun, out: TextIO = sys.stdout, options: SandboxOptions | None = None) -> int:
+    """Start another execution for the same window on a kept sandbox (same emulator, same AWS and ledger).
+
+    An AWS-side outage the profile injected is over by then (the S3 outage ends); the emulator's faults go on.
+    run.summary becomes the new run's summary; the exit code is as for run_sandbox.
+    """
+    options = options or run.options or SandboxOptions()
+    if run.aws.s3_faults is not None:
+        run.aws.s3_faults.end_outage()
+    run.summary = _run_once(options, run.emulator, run.aws, out)
+    return 0 if run.summary["status"] == "SUCCEEDED" and run.summary["audit"]["passed"] else 1
 
 
 def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws, out: TextIO) -> dict[str, Any]:
@@ -182,6 +209,9 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     finance_inbox = _subscribe_queue(aws, stack.output("FinanceTopic"))
     started_at = datetime.now(UTC)
     name = f"sandbox-{started_at:%Y%m%dT%H%M%S}-seed{options.seed}"
+    earlier = aws.client("stepfunctions").list_executions(stateMachineArn=stack.output("ReconcileStateMachine"))
+    if any(e["name"] == name for e in earlier["executions"]):
+        name += f"-{started_at:%f}"  # a re-run in the same second
     window = (options.window_from, options.window_to)
     if emulator and window[0] is None:
         window = (emulator.config.window_start, emulator.config.window_end)
@@ -235,20 +265,22 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "maxHistoryEvents": aws.meter.max_history_events,
         "maxPayloadBytes": aws.meter.max_payload_bytes,
         "floorSeconds": round(_floor(emulator, options.speed), 2) if emulator else None,
-        "duplicates": _duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
+        "duplicates": audit.duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
         "apiCalls": stats["apiCalls"],
         "throttled429": stats["throttled429"],
         "throttled429ByOperation": stats.get("throttled429ByOperation", {}),
         "lambdaInvocations": dict(aws.pool.stats.invocations),
         "lambdaGbSeconds": round(aws.pool.stats.gb_seconds, 3),
         "awsRequests": dict(aws.router.requests) if aws.router else {},
-        "financeMessage": _receive(aws, finance_inbox),
+        "financeMessage": _receive(aws, finance_inbox, name),
         "reportKey": run_summary.get("reportKey"),
         "reportHtmlKey": run_summary.get("reportHtmlKey"),
         "outcome": run_summary.get("outcome"),
+        "reportStates": run_summary.get("lineItemStates", {}),  # the product's own: line items by report status
     }
     if status != "SUCCEEDED":
         summary["error"] = {"error": description.get("error"), "cause": description.get("cause")}
+    summary.update(_audit(options, emulator, aws, name, run_summary, summary))
     _print_summary(summary, out)
     if options.export_dir and summary["reportKey"]:
         summary["exported"] = export_run(aws, summary, options.export_dir, out)
@@ -302,15 +334,64 @@ def _floor(emulator: Emulator, speed: float) -> float:
                          [r.latency_s for r in reports], limits)
 
 
-def _duplicates(emulator: Emulator, aws: LocalAws, bucket: str) -> dict[str, int]:
-    """Reports asked for twice for the same invoice and document objects written twice (both must stay 0)."""
-    per_invoice = Counter(
-        (r.options.get("invoiceId"), r.options.get("documentType")) for r in emulator.state.reports.values()
-    )
-    versions: Counter[str] = Counter()
-    for page in aws.client("s3").get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix="documents/"):
-        versions.update(v["Key"] for v in page.get("Versions", []))
-    return {"reports": sum(n - 1 for n in per_invoice.values()), "objects": sum(n - 1 for n in versions.values())}
+def _audit(
+    options: SandboxOptions,
+    emulator: Emulator | None,
+    aws: LocalAws,
+    run_id: str,
+    run_summary: dict[str, Any],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """The run checked from the outside (audit.py): every line item accounted for, no duplicate, every object
+    under the stack's key, no secret in a log line, nothing on disk. `audit.passed` is False with the problems."""
+    assert aws.stack is not None and aws.pool is not None
+    stack = aws.stack
+    bucket = stack.output("DocumentBucket")
+    problems: list[str] = []
+    found: dict[str, Any] = {"faults": options.faults}
+    if run_summary:  # the execution succeeded: the run's lists are in the bucket
+        accounting = audit.account_line_items(
+            aws, bucket, stack.output("LedgerTable"), run_id, run_summary, summary["financeMessage"]
+        )
+        found.update(
+            accountedFor=accounting["accountedFor"],
+            lost=accounting["lost"],
+            lineItemStates=accounting["lineItemStates"],
+            lostItems=accounting["lostItems"],
+        )
+        if accounting["lost"]:
+            problems.append(f"{accounting['lost']} line items lost: {accounting['lostItems']}")
+        if accounting["lineItems"] != run_summary.get("lineItems"):
+            listed, said = accounting["lineItems"], run_summary.get("lineItems")
+            problems.append(f"the summary says {said} line items, the run listed {listed}")
+    else:
+        found.update(accountedFor=0, lost=None, lineItemStates={}, lostItems=[])
+        problems.append("the execution did not succeed: nothing can be accounted for")
+    duplicates = summary.get("duplicates") or {}
+    for what in ("reports", "objects"):
+        if duplicates.get(what):
+            problems.append(f"{duplicates[what]} duplicate {what}")
+    found["unencryptedObjects"] = audit.unencrypted_objects(aws, bucket, stack.output("DocumentKey", "Arn"))
+    if found["unencryptedObjects"]:
+        problems.append(f"{len(found['unencryptedObjects'])} objects not under SSE-KMS with the stack's key")
+    credentials = emulator.credentials if emulator else dict(options.lwa_credentials or {})
+    secrets = [credentials.get("client_secret", ""), credentials.get("refresh_token", "")]
+    secrets += emulator.issued_access_tokens() if emulator else []
+    found["secretsInLogs"] = audit.secrets_in_logs(options.log_dir, secrets)
+    if found["secretsInLogs"]["lines"]:
+        problems.append(f"{found['secretsInLogs']['lines']} log lines carry a secret or access token")
+    found["disk"] = aws.disk_report()
+    if found["disk"]["writes"] or found["disk"]["leftOnDisk"]:
+        problems.append(f"functions wrote to disk: {found['disk']}")
+    injected: Counter[str] = Counter(emulator.stats().get("faultsInjected", {}) if emulator else {})
+    if aws.s3_faults is not None:
+        injected.update(aws.s3_faults.injected)
+    crashes = sum(aws.pool.stats.crashes.values())
+    if crashes:
+        injected["handler-crash"] += crashes
+    found["faultsInjected"] = dict(sorted(injected.items()))
+    found["audit"] = {"passed": not problems, "problems": problems}
+    return found
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -336,6 +417,9 @@ def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
     sqs = aws.client("sqs")
     queue_url: str = sqs.create_queue(QueueName="finance-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    subscriptions = aws.client("sns").list_subscriptions_by_topic(TopicArn=topic_arn).get("Subscriptions", [])
+    if any(sub.get("Endpoint") == queue_arn for sub in subscriptions):
+        return queue_url  # a re-run on a kept sandbox
     aws.client("sns").subscribe(
         TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"}
     )
@@ -363,17 +447,28 @@ def export_run(aws: LocalAws, summary: dict[str, Any], directory: Path, out: Tex
     return exported
 
 
-def _receive(aws: LocalAws, queue_url: str) -> dict[str, Any] | None:
-    messages = (
-        aws.client("sqs")
-        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
-        .get("Messages", [])
-    )
-    if not messages:
-        return None
-    envelope = json.loads(messages[0]["Body"])
-    attributes = {name: a.get("Value") for name, a in envelope.get("MessageAttributes", {}).items()}
-    return {"subject": envelope.get("Subject", ""), "message": envelope.get("Message", ""), "attributes": attributes}
+def _receive(aws: LocalAws, queue_url: str, run_id: str | None = None) -> dict[str, Any] | None:
+    """The finance message of run_id (any run's without one); messages read are deleted, so a re-run on a kept
+    sandbox never sees an earlier run's message."""
+    sqs = aws.client("sqs")
+    found: dict[str, Any] | None = None
+    for _attempt in range(3):
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+        for received in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=received["ReceiptHandle"])
+            envelope = json.loads(received["Body"])
+            attributes = {name: a.get("Value") for name, a in envelope.get("MessageAttributes", {}).items()}
+            if run_id is None or attributes.get("runId") == run_id:
+                found = {
+                    "subject": envelope.get("Subject", ""),
+                    "message": envelope.get("Message", ""),
+                    "attributes": attributes,
+                }
+        if found is not None or not messages:
+            return found
+    return found
 
 
 def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
@@ -401,6 +496,16 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
           f"duplicates {summary['duplicates']}", file=out)
     calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))
     print(f"Amazon Business calls: {calls}; 429s: {summary['throttled429']}", file=out)
+    states = ", ".join(f"{state} {n}" for state, n in summary["lineItemStates"].items())
+    print(
+        f"faults {summary['faults']}: injected {summary['faultsInjected'] or 'none'}\n"
+        f"accounted for {summary['accountedFor']} of {summary['lineItems']} line items ({states}), "
+        f"lost {summary['lost']}; objects not under the stack's key {len(summary['unencryptedObjects'])}; "
+        f"log lines with a secret {summary['secretsInLogs']['lines']} of {summary['secretsInLogs']['linesScanned']}; "
+        f"disk writes {sum(len(w) for w in summary['disk']['writes'].values()) + len(summary['disk']['leftOnDisk'])}",
+        file=out,
+    )
+    print("audit: passed" if summary["audit"]["passed"] else f"audit: FAILED {summary['audit']['problems']}", file=out)
     if summary["financeMessage"]:
         print(
             f"\nfinance notification: {summary['financeMessage']['subject']}\n{summary['financeMessage']['message']}",

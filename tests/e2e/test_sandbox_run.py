@@ -125,9 +125,9 @@ def test_export_holds_the_report_and_pdfs_with_working_links(sandbox: tuple[int,
     _, run, _, printed = sandbox
     exported = run.summary["exported"]
     csv_rows = list(csv.DictReader(io.StringIO(Path(exported["csv"]).read_text(encoding="utf-8-sig"))))
-    lines = [row for row in csv_rows if row["Transaction ID"] not in ("", "TOTAL")]
+    lines = [row for row in csv_rows if row["Transaction ID"]]
     assert len(lines) == run.summary["lineItems"] and {row["Status"] for row in lines} == {"STORED"}
-    (total,) = [row for row in csv_rows if row["Transaction ID"] == "TOTAL"]
+    (total,) = [row for row in csv_rows if row["Transaction date (UTC)"] == "TOTAL"]
     assert Decimal(total["Amount"]) == sum(Decimal(row["Amount"]) for row in lines)
     s3 = run.aws.client("s3")
     root = Path(exported["dir"])

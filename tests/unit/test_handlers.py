@@ -52,6 +52,12 @@ def as_function(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterato
     get_runtime.cache_clear()
 
 
+def _transaction_line_items(emulator: Emulator) -> int:
+    config = emulator.config
+    transactions = emulator.dataset.transactions_between(config.window_start, config.window_end)
+    return sum(len(t["transactionLineItems"]) for t in transactions)
+
+
 def _window(emulator: Emulator) -> dict[str, str]:
     return {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
 
@@ -64,7 +70,7 @@ def test_handlers_take_a_window_to_stored_pdfs(
     event = load_event("fetch-transactions") | {"request": _window(emulator), "runId": "handler-test"}
     as_function("FetchTransactionsFunction")
     run = load_handler("fetch-transactions")(event, FakeContext())
-    assert run["lineItemCount"] == emulator.line_item_count()
+    assert run["lineItemCount"] == _transaction_line_items(emulator)
     assert run["pollSeconds"] == 15  # the event's default, as the state machine passes it
 
     as_function("FetchInvoicesFunction")
@@ -115,7 +121,7 @@ def test_handlers_take_a_window_to_stored_pdfs(
     assert summary["invoices"] == len(targets)
     assert summary["documentsStored"] == sum(len(docs) for docs in expected.values())
     assert summary["failed"] == 0 and summary["pending"] == 0
-    assert note["subject"].endswith(f"{summary['invoices']} invoices stored, nothing missing")
+    assert f"{summary['invoices']} invoices" in note["subject"] and note["subject"].endswith("nothing missing")
     assert len(note["subject"]) <= 100 and summary["outcome"] == "OK"
     for key, kind in ((summary["reportKey"], "text/csv"), (summary["reportHtmlKey"], "text/html")):
         head = s3.head_object(Bucket=bucket, Key=key)
@@ -174,3 +180,24 @@ def test_missing_setting_is_a_configuration_error(
     monkeypatch.delenv("DOCUMENT_BUCKET")
     with pytest.raises(ConfigurationError, match="DOCUMENT_BUCKET"):
         load_handler("fetch-transactions")(load_event("fetch-transactions"), FakeContext())
+
+
+def test_a_window_too_big_for_one_invocation_continues_from_the_page_token(
+    emulator: Emulator, local_aws: LocalAws, as_function: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no time budget, every invocation reads one page and hands the next token to the following one."""
+    as_function("FetchTransactionsFunction")
+    monkeypatch.setenv("PAGE_BUDGET_SECONDS", "0.000001")
+    get_settings.cache_clear()
+    get_runtime.cache_clear()
+    event = load_event("fetch-transactions") | {"request": _window(emulator), "runId": "paging-test"}
+    run = load_handler("fetch-transactions")(event, FakeContext())
+    invocations = 1
+    while run["nextPageToken"]:
+        run = load_handler("fetch-transactions")(event | {"resume": run}, FakeContext())
+        invocations += 1
+    config = emulator.config
+    transactions = emulator.dataset.transactions_between(config.window_start, config.window_end)
+    assert invocations >= 2
+    assert run["transactionCount"] == len(transactions)
+    assert run["lineItemCount"] == _transaction_line_items(emulator)

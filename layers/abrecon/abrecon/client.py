@@ -139,8 +139,10 @@ class AmazonBusinessClient:
         for page in self.iter_transaction_pages(start, end):
             yield from page.transactions
 
-    def iter_transaction_pages(self, start: datetime, end: datetime) -> Iterator[TransactionsPage]:
-        """The pages behind ``iter_transactions``.
+    def iter_transaction_pages(
+        self, start: datetime, end: datetime, page_token: str | None = None
+    ) -> Iterator[TransactionsPage]:
+        """The pages behind ``iter_transactions``; with page_token, resume after the page that handed it out.
 
         Later pages send ``nextPageToken`` alone, as the model says; if the server answers 400 to
         that, the page is asked again with the token plus both dates, and so are all later pages
@@ -150,8 +152,11 @@ class AmazonBusinessClient:
         if start_text >= end_text:
             raise BadRequestError(OP_GET_TRANSACTIONS, None, "InvalidInput", "window start is not before end")
         dates = {"feedStartDate": start_text, "feedEndDate": end_text}
-        page = self._transactions_page(dates)
-        yield page
+        if page_token is None:
+            page = self._transactions_page(dates)
+            yield page
+        else:
+            page = TransactionsPage(transactions=[], nextPageToken=page_token)
         seen_tokens: set[str] = set()
         send_dates = False
         while page.nextPageToken:

@@ -34,6 +34,8 @@ ARRIVAL_GUARD_SECONDS = 1.0
 STEP_PACED = frozenset({"createReport", "getReportDocument"})
 MAX_IN_LAMBDA_WAIT_SECONDS = 60.0
 _WRITE_ATTEMPTS = 20
+# A spent slot's marker is only needed while the state machine may still retry the step that spent it.
+SPENT_SLOT_TTL_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,25 @@ class Pacer:
                 continue
             return now if left >= 0 else clock - left / rate
         raise StorageError(f"the {operation} rate-limit bucket stayed contended after {_WRITE_ATTEMPTS} attempts")
+
+    def spend(self, operation: str, reserved_at: float, holder: str) -> bool:
+        """Use a slot reserved earlier (handed through the state machine); False if it was used before.
+
+        The state machine retries a failed step with the same input, so the slot named there may already have
+        sent its request: it must not send another one (the retry reserves a new slot instead). One marker item
+        per slot (`SLOT#...`, expiring via `expiresAt`), written conditionally: only the first use succeeds.
+        """
+        item: dict[str, str | int] = {
+            "pk": f"SLOT#{operation}#{holder}#{reserved_at!r}",
+            "expiresAt": int(self._clock()) + SPENT_SLOT_TTL_SECONDS,
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise StorageError(f"could not record the use of a {operation} rate-limit slot: {exc}") from exc
+        return True
 
     def before_request(self, operation: str) -> None:
         """Client hook: wait in-process for a token of the fast operations; the step-paced ones were reserved."""

@@ -694,9 +694,14 @@ table { border-collapse: collapse; width: 100%; }
 table.totals { width: auto; min-width: 50%; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left; vertical-align: top; }
 thead th { background: var(--head); position: sticky; top: 0; font-weight: 600; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+table.lines { font-size: 13px; }
+table.lines th, table.lines td { padding: 4px 5px; }
+td.item { min-width: 12em; }
+td.state { min-width: 9em; }
 tfoot td { font-weight: 600; border-top: 2px solid var(--ink); }
-.small { color: var(--muted); font-size: 12px; }
+.small { color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
 .nowrap { white-space: nowrap; }
 .status { font-weight: 600; white-space: nowrap; }
 .STORED .status { color: var(--ok); }
@@ -709,6 +714,7 @@ footer { margin-top: 24px; color: var(--muted); font-size: 12px; }
   @page { size: A4 landscape; margin: 10mm; }
   body { margin: 0; font-size: 9pt; }
   thead { display: table-header-group; }
+  tfoot { display: table-row-group; }  /* the totals once, at the end: not on every page like a page subtotal */
   thead th { position: static; }
   tr { break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
@@ -796,15 +802,19 @@ def _attention(report: Report) -> str:
     return "".join(parts) or "<p>Nothing needs attention.</p>"
 
 
+def _dated(document: Document) -> str:
+    return f" &middot; {_e(document.date.isoformat())}" if document.date else ""
+
+
 def _lines_table(report: Report) -> str:
-    head = ["<th>Date (UTC)</th>", "<th>Transaction</th>", "<th>Order / line item / shipment</th>", "<th>Item</th>"]
+    head = ["<th>Date (UTC) / transaction</th>", "<th>Order / line item / shipment</th>", "<th>Item</th>"]
     head += ['<th class="num">Qty</th>', '<th class="num">Amount</th>', "<th>Document(s)</th>"]
     if report.has_document_totals:
         head.append('<th class="num">Document total</th>')
     for rate in report.tax_rates:
         head += [
-            f'<th class="num">Taxable at {_e(_rate_text(rate))}</th>',
-            f'<th class="num">Tax at {_e(_rate_text(rate))}</th>',
+            f'<th class="num">{_e(_rate_text(rate))} taxable</th>',
+            f'<th class="num">{_e(_rate_text(rate))} tax</th>',
         ]
     head.append("<th>Status</th>")
     body = []
@@ -816,15 +826,15 @@ def _lines_table(report: Report) -> str:
                 if d.s3_keys
                 else _e(d.number)
             )
-            + f'<div class="small">{_e(d.kind)}{" &middot; " + _e(d.date.isoformat()) if d.date else ""}</div></div>'
+            + f'<div class="small nowrap">{_e(d.kind)}{_dated(d)}</div></div>'
             for d in line.documents
         )
         cells = [
-            f'<td class="nowrap">{_e(line.transaction_date_text[:16])}</td>',
-            f'<td>{_e(line.transaction_type.title())}<div class="small">{_e(line.transaction_id)}</div></td>',
+            f'<td class="nowrap">{_e(line.transaction_date_text[:16])}'
+            f'<div class="small">{_e(line.transaction_type.title())} &middot; {_e(line.transaction_id)}</div></td>',
             f'<td class="nowrap">{_e(line.order_id)}<div class="small">{_e(line.order_line_item_id)} / '
             f"{_e(line.shipment_id)}</div></td>",
-            f'<td>{_e(line.title)}<div class="small">{_e(line.asin)}</div></td>',
+            f'<td class="item">{_e(line.title)}<div class="small">{_e(line.asin)}</div></td>',
             f'<td class="num">{"" if line.quantity is None else line.quantity}</td>',
             f'<td class="num">{_e(format_amount(line.amount, line.currency))} {_e(line.currency)}</td>',
             f"<td>{docs or '<span class=small>none yet</span>'}</td>",
@@ -843,15 +853,16 @@ def _lines_table(report: Report) -> str:
             )
         reason = f'<div class="small">{_e(line.reason)}</div>' if line.reason else ""
         check = _check_text(line.documents) if report.checked else ""
-        if check:
-            css = "small flagged" if check.startswith("FLAGGED") else "small"
-            reason += f'<div class="{css}">Tax invoice check: {_e(check)}</div>'
+        if check.startswith("FLAGGED"):  # the reasons are listed under Needs attention (and in the CSV)
+            reason += '<div class="small flagged">JP check: FLAGGED (see Needs attention)</div>'
+        elif check:
+            reason += f'<div class="small nowrap">JP check: {_e(check)}</div>'
 
-        cells.append(f'<td><span class="status">{_e(line.status.label)}</span>{reason}</td>')
+        cells.append(f'<td class="state"><span class="status">{_e(line.status.label)}</span>{reason}</td>')
         body.append(f'<tr id="line-{n}" class="line {line.status.value}">' + "".join(cells) + "</tr>")
     foot = []
     for t in report.totals:
-        cells = [f'<td colspan="5">Total {_e(t.currency)} ({t.line_items} line items)</td>']
+        cells = [f'<td colspan="4">Total {_e(t.currency)} ({t.line_items} line items)</td>']
         cells.append(f'<td class="num">{_e(format_amount(t.net, t.currency))} {_e(t.currency)}</td><td></td>')
         if report.has_document_totals:
             cells.append(f'<td class="num">{_e(format_amount(t.document_total, t.currency))}</td>')
@@ -872,8 +883,13 @@ def _lines_table(report: Report) -> str:
 _OUTCOME_TEXT = {
     Outcome.OK: "Everything is here: every document of this period is stored.",
     Outcome.INCOMPLETE: "Nothing failed, but some documents are still to come with a later run.",
-    Outcome.ACTION_NEEDED: "Action needed: some invoices could not be stored (see below).",
 }
+
+
+def _outcome_text(report: Report) -> str:
+    if report.outcome is not Outcome.ACTION_NEEDED:
+        return _OUTCOME_TEXT[report.outcome]
+    return f"Action needed: {_trouble(report)} (see below)."
 
 
 def render_html(report: Report) -> bytes:
@@ -901,7 +917,7 @@ def render_html(report: Report) -> bytes:
 <p class="meta">{_e(window)} &middot; run {_e(report.run_id)} &middot; generated
 {_e(report.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))}</p>
 </header>
-<p class="outcome {report.outcome.value}">{_e(_OUTCOME_TEXT[report.outcome])}</p>
+<p class="outcome {report.outcome.value}">{_e(_outcome_text(report))}</p>
 {_glance(report)}
 <h2>Totals</h2>
 {_totals_table(report)}
@@ -947,25 +963,29 @@ def _trouble(report: Report) -> str:
     if report.failures:
         parts.append(f"{_plural(len(report.failures), 'invoice')} failed")
     if report.flags:
-        parts.append(f"{len(report.flags)} flagged by the JP checks")
+        parts.append(f"{_plural(len(report.flags), 'invoice')} flagged by JP tax checks")
     return ", ".join(parts)
 
 
 def finance_subject(report: Report) -> str:
-    """The SNS subject: ASCII, at most 100 characters, the outcome first."""
+    """The SNS subject: ASCII, at most 100 characters, the outcome first; less important parts go when it is long."""
     window = short_window(report.window_start, report.window_end)
     invoices, memos, verb = _arrived(report)
-    arrived = _plural(invoices, "invoice") + (f" + {_plural(memos, 'credit memo')}" if memos else "")
     verb = verb.split(" (")[0]
+    arrived = _plural(invoices, "invoice") + (f" + {_plural(memos, 'credit memo')}" if memos else "") + f" {verb}"
+    head = f"Amazon Business {window}"
     if report.outcome is Outcome.ACTION_NEEDED:
-        text = f"ACTION NEEDED: Amazon Business {window}: {_trouble(report)}; {arrived} {verb}"
+        head = f"ACTION NEEDED: {head}"
+        candidates = [f"{head}: {_trouble(report)}; {arrived}", f"{head}: {_trouble(report)}"]
     elif report.outcome is Outcome.INCOMPLETE:
         to_follow = len(report.deferrals) + report.pending_lines
-        text = f"Amazon Business {window}: {arrived} {verb}, {to_follow} to follow"
+        candidates = [f"{head}: {arrived}, {to_follow} to follow", f"{head}: {to_follow} to follow"]
     else:
-        text = f"Amazon Business {window}: {arrived} {verb}, nothing missing"
-    text = _ascii(text)
-    return text if len(text) <= SNS_SUBJECT_LIMIT else text[: SNS_SUBJECT_LIMIT - 3] + "..."
+        candidates = [f"{head}: {arrived}, nothing missing", f"{head}: all {invoices + memos} stored"]
+    for text in map(_ascii, candidates):
+        if len(text) <= SNS_SUBJECT_LIMIT:
+            return text
+    return candidates[-1][: SNS_SUBJECT_LIMIT - 3] + "..."
 
 
 def _listed(problems: Sequence[Problem]) -> list[str]:

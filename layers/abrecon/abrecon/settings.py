@@ -42,6 +42,8 @@ class Settings(BaseModel):
     lookback_days: int = Field(default=3, alias="LOOKBACK_DAYS", ge=1, le=90)
     http_timeout_seconds: float = Field(default=30.0, alias="HTTP_TIMEOUT_SECONDS", gt=0, le=120)
     max_document_bytes: int = Field(default=50 * 1024 * 1024, alias="MAX_DOCUMENT_BYTES", gt=0)
+    # fetch-transactions hands the rest of a large window to its next invocation after this long (Lambda: 15 min).
+    page_budget_seconds: float = Field(default=600.0, alias="PAGE_BUDGET_SECONDS", gt=0)
     api_rate_limits: str = Field(default=DEFAULT_RATE_LIMITS, alias="AB_API_RATE_LIMITS")
     # An execution that has not touched an invoice for this long is presumed dead and may be taken over.
     claim_stale_seconds: float = Field(default=3600.0, alias="CLAIM_STALE_SECONDS", gt=0)

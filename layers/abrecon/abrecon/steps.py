@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,7 @@ class FetchTransactionsInput(StepModel):
     start_time: datetime = Field(alias="startTime")
     default_poll_seconds: int = Field(alias="defaultPollSeconds", ge=1)
     default_max_polls: int = Field(alias="defaultMaxPolls", ge=1)
+    resume: RunContext | None = None  # the run so far, when the previous call stopped at its time budget
 
 
 class RunContext(StepModel):
@@ -92,6 +94,7 @@ class RunContext(StepModel):
     invoices_key: str | None = Field(default=None, alias="invoicesKey")
     invoice_count: int | None = Field(default=None, alias="invoiceCount")
     carried_over: int = Field(default=0, alias="carriedOver")
+    next_page_token: str | None = Field(default=None, alias="nextPageToken")
     pdfs_requested: bool = Field(default=True, alias="pdfsRequested")
     checked: int = 0  # invoices whose JP tax-qualified data was checked (runs/<runId>/checks.json)
     flagged: int = 0  # of those, the ones that do not add up
@@ -247,6 +250,9 @@ class RunSummary(StepModel):
     report_key: str | None = Field(default=None, alias="reportKey")
     report_html_key: str | None = Field(default=None, alias="reportHtmlKey")
     outcome: str = "OK"
+    # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, DEFERRED, FAILED,
+    # REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
+    line_item_states: dict[str, int] = Field(default_factory=dict, alias="lineItemStates")
 
     @field_validator("totals")
     @classmethod
@@ -278,26 +284,42 @@ def _run_key(run_id: str, name: str) -> str:
 
 
 def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunContext:
-    """Page through getTransactions for the run's window and keep every line item in S3."""
+    """Page through getTransactions for the run's window and keep every line item in S3.
+
+    A window too large for one invocation stops after `page_budget_seconds` and returns the next page token;
+    the state machine calls again with the run so far (`resume`) until no token is left.
+    """
     run = request.request
-    if run.window_from and run.window_to:
+    if request.resume is not None:
+        start, end = request.resume.window_start, request.resume.window_end
+    elif run.window_from and run.window_to:
         start, end = _utc(run.window_from), _utc(run.window_to)
     else:
         end = _utc(request.start_time)
         start = end - timedelta(days=run.lookback_days or rt.settings.lookback_days)
-    transactions: list[Transaction] = list(rt.api.iter_transactions(start, end))
-    rows = [row for transaction in transactions for row in _line_item_rows(transaction)]
     key = _run_key(request.run_id, "line-items.json")
-    rt.store.put_json(key, [row.model_dump(mode="json", by_alias=True) for row in rows])
+    rows: list[dict[str, Any]] = rt.store.get_json(key) if request.resume else []
+    transactions = request.resume.transaction_count if request.resume else 0
+    page_token = request.resume.next_page_token if request.resume else None
+    deadline = time.monotonic() + rt.settings.page_budget_seconds
+    next_token: str | None = None
+    for page in rt.api.iter_transaction_pages(start, end, page_token):
+        transactions += len(page.transactions)
+        rows += [row.model_dump(mode="json", by_alias=True) for t in page.transactions for row in _line_item_rows(t)]
+        if page.nextPageToken and time.monotonic() > deadline:
+            next_token = page.nextPageToken
+            break
+    rt.store.put_json(key, rows)
     return RunContext(
         run_id=request.run_id,
         window_start=start,
         window_end=end,
-        poll_seconds=run.poll_seconds or request.default_poll_seconds,
-        max_polls=run.max_polls or request.default_max_polls,
-        transaction_count=len(transactions),
+        poll_seconds=request.resume.poll_seconds if request.resume else run.poll_seconds or request.default_poll_seconds,
+        max_polls=request.resume.max_polls if request.resume else run.max_polls or request.default_max_polls,
+        transaction_count=transactions,
         line_item_count=len(rows),
         line_items_key=key,
+        next_page_token=next_token,
     )
 
 
@@ -423,8 +445,18 @@ def _is_credit_memo(detail: InvoiceDetail) -> bool:
     return (detail.invoiceType or "").upper() == "CREDIT_MEMO"
 
 
-def _slot(operation: str, reserved_at: float | None, rt: Runtime) -> tuple[float, float]:
-    """The rate-limit slot to use: (seconds still to wait, the moment it opens); reserves one if none is held."""
+def _slot(operation: str, reserved_at: float | None, rt: Runtime, holder: str = "") -> tuple[float, float]:
+    """The rate-limit slot to use: (seconds still to wait, the moment it opens); reserves one if none is held.
+
+    A held slot that is open is spent here, once: a step the state machine retries (same input, same slot) after
+    its request went out gets a new slot instead of sending a second request on the first one's.
+    """
+    spent = reserved_at is not None and reserved_at <= rt.ledger.now() and not rt.pacer.spend(
+        operation, reserved_at, holder
+    )
+    if spent:
+        logger.info("rate-limit slot already spent by an earlier attempt", extra={"operation": operation})
+        reserved_at = None
     if reserved_at is None:
         rt.api.warm_up()  # a cold start's token exchange must not sit between the reservation and the request
         reserved_at = rt.pacer.reserve(operation)
@@ -467,7 +499,7 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
                 record = rt.ledger.write(number, record, request.run_id, state=InvoiceState.CLAIMED, reason=None)
         except LedgerConflict:
             continue  # another execution moved first: look again
-        wait, reserved_at = _slot("createReport", request.reserved_at, rt)
+        wait, reserved_at = _slot("createReport", request.reserved_at, rt, number)
         if wait > 0:
             return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
         try:
@@ -570,7 +602,7 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
         return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=record.s3_keys)
     if _owner_status(record, request.run_id, rt) == "OWNED_ELSEWHERE":
         return DownloadDocumentOutput(status="OWNED_ELSEWHERE", invoice_number=number)
-    wait, reserved_at = _slot("getReportDocument", request.reserved_at, rt)
+    wait, reserved_at = _slot("getReportDocument", request.reserved_at, rt, number)
     if wait > 0:
         return DownloadDocumentOutput(status="THROTTLED", invoice_number=number, wait_seconds=math.ceil(wait),
                                       reserved_at=reserved_at)
@@ -611,13 +643,16 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
     pending = sum(1 for row in rows if not matches.get(_triple(row.key)))
     failures, deferrals, keys, elsewhere = [], [], [], []
+    stored_before = 0
     for target in targets if run.pdfs_requested else []:  # no PDFs asked for: nothing in the ledger to account
         record = records.get(target.invoice_number)
         if record is None:
             failures.append({"invoiceNumber": target.invoice_number, "reason": "no ledger entry: the step never ran"})
         elif record.state is InvoiceState.STORED:
-            if target.invoice_number in todo:
+            if record.run_id == run.run_id:
                 keys.extend(record.s3_keys)
+            else:
+                stored_before += 1  # by an earlier run, or by a parallel execution of the same window
         elif record.state is InvoiceState.DEFERRED:
             deferrals.append({"invoiceNumber": target.invoice_number, "reason": record.reason or ""})
         elif record.state is InvoiceState.FAILED:
@@ -641,7 +676,7 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         line_items=len(rows),
         invoices=len(targets),
         credit_memos=len(credit_memos),
-        already_stored=len(targets) - len(todo) if run.pdfs_requested else 0,
+        already_stored=stored_before,
         documents_stored=len(keys),
         failed=len(failures),
         pending=pending,
@@ -660,7 +695,12 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     )
     report = _write_report(run, rt, rows, matches, [t.invoice_number for t in targets], todo, records, summary)
     summary = summary.model_copy(
-        update={"report_key": report.csv_key, "report_html_key": report.html_key, "outcome": report.outcome.value}
+        update={
+            "report_key": report.csv_key,
+            "report_html_key": report.html_key,
+            "outcome": report.outcome.value,
+            "line_item_states": dict(sorted(Counter(line.status.value for line in report.lines).items())),
+        }
     )
     rt.store.put_json(summary_key, summary.model_dump(mode="json", by_alias=True))
     return Notification(
@@ -729,3 +769,5 @@ def _write_report(
     rt.store.put_bytes(report.csv_key, reporting.render_csv(report), "text/csv; charset=utf-8")
     rt.store.put_bytes(report.html_key, reporting.render_html(report), "text/html; charset=utf-8")
     return report
+
+FetchTransactionsInput.model_rebuild()  # it refers to RunContext, defined after it

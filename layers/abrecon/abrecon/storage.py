@@ -28,6 +28,10 @@ class StorageError(Exception):
     """An S3 or DynamoDB call failed in a way a retry may fix."""
 
 
+class _AlreadyThere(Exception):
+    """A create-only write found an object under its key."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """One object written to the document bucket."""
@@ -45,9 +49,13 @@ class DocumentStore:
         self.bucket = bucket
         self._key_arn = key_arn
 
-    def put_bytes(self, key: str, content: bytes, content_type: str) -> StoredObject:
-        """Store bytes straight from memory; returns the key and the content's sha256."""
+    def put_bytes(self, key: str, content: bytes, content_type: str, *, create_only: bool = False) -> StoredObject:
+        """Store bytes straight from memory; returns the key and the content's sha256.
+
+        create_only: only if no object has the key (If-None-Match: *); otherwise _AlreadyThere.
+        """
         digest = hashlib.sha256(content).hexdigest()
+        conditions: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
         try:
             self._s3.put_object(
                 Bucket=self.bucket,
@@ -58,23 +66,40 @@ class DocumentStore:
                 SSEKMSKeyId=self._key_arn,
                 ChecksumAlgorithm="SHA256",
                 Metadata={"sha256": digest},
+                **conditions,
             )
         except ClientError as exc:
+            if create_only and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                raise _AlreadyThere(key) from exc
             raise StorageError(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
         return StoredObject(key=key, sha256=digest, size=len(content))
 
     def put_bytes_once(self, key: str, content: bytes, content_type: str) -> StoredObject:
-        """Store bytes unless the same content is already there: a retried step never makes a second version."""
+        """Store bytes unless the same content is already there: a retried step never makes a second version.
+
+        A new key is written create-only (If-None-Match: *): when S3 answers a write 5xx after storing it, the
+        SDK's own retry is refused (412) instead of writing a second version, and the object is found there.
+        """
         digest = hashlib.sha256(content).hexdigest()
+        there = self._stored_sha256(key)
+        if there is None:
+            try:
+                return self.put_bytes(key, content, content_type, create_only=True)
+            except _AlreadyThere:
+                there = self._stored_sha256(key)  # written meanwhile: by an earlier attempt of this very request
+        if there == digest:
+            return StoredObject(key=key, sha256=digest, size=len(content))
+        return self.put_bytes(key, content, content_type)  # other bytes under the key: a new version
+
+    def _stored_sha256(self, key: str) -> str | None:
+        """The sha256 recorded on the object under key ("" if it has none), or None if there is no object."""
         try:
             head = self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                raise StorageError(f"could not look up s3://{self.bucket}/{key}: {exc}") from exc
-        else:
-            if head.get("Metadata", {}).get("sha256") == digest:
-                return StoredObject(key=key, sha256=digest, size=len(content))
-        return self.put_bytes(key, content, content_type)
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageError(f"could not look up s3://{self.bucket}/{key}: {exc}") from exc
+        return str(head.get("Metadata", {}).get("sha256", ""))
 
     def put_json(self, key: str, data: Any) -> StoredObject:
         """Store a JSON document (pydantic models dumped in JSON mode, Decimals as strings)."""

@@ -162,6 +162,11 @@ class Emulator:
         """
         return self.state.injector.affected_invoices()
 
+    def issued_access_tokens(self) -> list[str]:
+        """Every LWA access token this emulator has issued, revoked and expired ones included (log scans)."""
+        with self.state.lock:
+            return list(self.state.issued_tokens)
+
     def deliberate_inconsistencies(self) -> dict[str, str]:
         """JP invoices broken on purpose (jp_inconsistent_invoices): invoiceNumber -> what is wrong."""
         return dict(self.dataset.inconsistencies)

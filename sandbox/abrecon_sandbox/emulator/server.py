@@ -96,6 +96,9 @@ class ReportRecord:
     latency_s: float
     document_id: str | None = None
     forced: str | None = None  # fault injection: FATAL, CANCELLED, or IN_PROGRESS forever
+    # False when the report was created but its createReport answer never reached the caller intact
+    # (an injected 5xx after processing, a cut-off body, a dropped connection): the caller cannot know its id.
+    answered: bool = True
 
     def status(self, now_mono: float) -> str:
         """IN_QUEUE, then IN_PROGRESS, then DONE (or CANCELLED when there is no data, or the forced end)."""
@@ -147,6 +150,7 @@ class ServerState:
     limiter: RateLimiter
     lock: threading.Lock = field(default_factory=threading.Lock)
     access_tokens: dict[str, float] = field(default_factory=dict)
+    issued_tokens: list[str] = field(default_factory=list)  # every access token ever issued (log scans)
     pages: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
     reports: dict[str, ReportRecord] = field(default_factory=dict)
     report_of_document: dict[str, str] = field(default_factory=dict)
@@ -314,14 +318,20 @@ def create_app(state: ServerState) -> Flask:
         if operation in limiter.plans and ok:
             response.headers["x-amzn-RateLimit-Limit"] = limiter.plans[operation].header
         key = environ.get("abrecon.fault_key")
+        cut = False
         if isinstance(key, str) and operation in API_OPERATIONS:
             if ok and response.mimetype == "application/json":
                 data = response.get_data()
                 if faults.strips_fields:
                     data = json.dumps(faults.strip_fields(key, json.loads(data))).encode()
-                response.set_data(faults.truncate(key, data))
+                cut = len(truncated := faults.truncate(key, data)) < len(data)
+                response.set_data(truncated)
             if faults.connection_reset(key):
                 environ[RESET_FLAG] = True
+        created = environ.get("abrecon.report_id")
+        if isinstance(created, str) and (not ok or cut or environ.get(RESET_FLAG)):
+            with state.lock:
+                state.reports[created].answered = False
         return response
 
     @app.errorhandler(HTTPException)
@@ -361,6 +371,7 @@ def create_app(state: ServerState) -> Flask:
         access_token = "Atza|" + secrets.token_urlsafe(96)
         with state.lock:
             state.access_tokens[access_token] = time.monotonic() + TOKEN_LIFETIME_S
+            state.issued_tokens.append(access_token)
         faults.token_issued(access_token)
         return _json(
             {
@@ -517,6 +528,7 @@ def create_app(state: ServerState) -> Flask:
                 latency_s=latency,
                 forced=forced,
             )
+        request.environ["abrecon.report_id"] = report_id
         return _json({"reportId": report_id}, 202)
 
     @app.get(f"{API_VERSION_REPORTS}/reports/<report_id>")

@@ -1,0 +1,131 @@
+"""The sandbox's own fault injection and audits: S3 write faults, a Lambda process that dies, the disk-write
+audit hook of the Lambda workers, and the log scan for secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from abrecon_sandbox.audit import secrets_in_logs
+from abrecon_sandbox.aws_faults import (
+    AWS_FAULT_PROFILES,
+    CRASH_ENV,
+    CRASH_FUNCTION,
+    S3WriteFaults,
+    all_fault_profiles,
+    crash_environment,
+    emulator_profile,
+    pick,
+)
+from abrecon_sandbox.emulator import FAULT_PROFILES
+from abrecon_sandbox.lambdas import FunctionSpec, WorkerPool
+
+INVOICES = [f"INV-{n:02d}" for n in range(12)]
+
+
+def test_every_profile_is_listed_once_and_aws_profiles_leave_the_emulator_alone() -> None:
+    profiles = all_fault_profiles()
+    assert list(profiles) == [*FAULT_PROFILES, *AWS_FAULT_PROFILES]
+    assert {"s3-write-failure", "handler-crash", "chaos"} <= set(profiles)
+    assert emulator_profile("s3-write-failure") == "none" and emulator_profile("chaos") == "chaos"
+
+
+def test_picks_are_seeded_and_never_empty() -> None:
+    assert pick(7, "crash", INVOICES, 0.34) == pick(7, "crash", reversed(INVOICES), 0.34)
+    assert len(pick(7, "crash", INVOICES[:1], 0.0001)) == 1
+    assert pick(7, "crash", [], 0.5) == []
+    env = crash_environment("handler-crash", 7, INVOICES)
+    assert set(env) == {CRASH_FUNCTION} and env[CRASH_FUNCTION][CRASH_ENV]
+    assert crash_environment("chaos", 7, INVOICES) == {}
+
+
+def test_s3_write_faults_hit_document_puts_as_planned() -> None:
+    faults = S3WriteFaults(7, INVOICES)
+    kinds = set(faults.plan.values())
+    assert kinds == {"outage", "after-write", "slowdown"}
+    path = "/bucket/documents/ATVPDKIKX0DER/{}/Invoice.pdf"
+    by_kind = {kind: next(n for n, k in faults.plan.items() if k == kind) for kind in kinds}
+    assert faults.decide(path.format(by_kind["slowdown"])) == "before"
+    assert faults.decide(path.format(by_kind["slowdown"])) is None  # only the first write
+    assert faults.decide(path.format(by_kind["after-write"])) == "after"
+    assert faults.decide(path.format(by_kind["after-write"])) is None
+    for _ in range(5):  # an outage lasts
+        assert faults.decide(path.format(by_kind["outage"])) == "before"
+    faults.end_outage()
+    assert faults.decide(path.format(by_kind["outage"])) is None
+    assert faults.decide("/bucket/runs/x/summary.json") is None  # only documents/
+    clean = next(n for n in INVOICES if n not in faults.plan)
+    assert faults.decide(path.format(clean)) is None
+    assert faults.injected == {"s3-slowdown": 1, "s3-after-write": 1, "s3-outage": 5}
+
+
+def _pool(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> tuple[WorkerPool, FunctionSpec]:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(body)
+    spec = FunctionSpec(
+        logical_id="TestFunction",
+        name="test-function",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:test-function",
+        code_dir=code,
+        handler="app.lambda_handler",
+        environment={},
+        timeout_seconds=30,
+        memory_mb=128,
+    )
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
+    return WorkerPool([spec], base, tmp_path / "logs", function_env={"TestFunction": env or {}}), spec
+
+
+def test_a_worker_that_dies_answers_as_lambda_does(tmp_path: Path) -> None:
+    pool, spec = _pool(tmp_path, "import os, signal\n\ndef lambda_handler(event, context):\n"
+                                 "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    try:
+        ok, body = pool.invoke(spec, b"{}")
+    finally:
+        pool.stop()
+    assert not ok
+    assert json.loads(body)["errorType"] == "Runtime.ExitError"
+    assert pool.stats.crashes == {"test-function": 1}
+
+
+def test_the_workers_report_every_file_written(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    pool, spec = _pool(
+        tmp_path,
+        "import os, tempfile\n\ndef lambda_handler(event, context):\n"
+        "    with tempfile.NamedTemporaryFile() as f:\n        f.write(b'report')\n"
+        "    open(os.path.join(os.environ['HOME'], 'x'), 'w').close()\n    return {'ok': True}\n",
+        {"TMPDIR": str(scratch), "HOME": str(scratch)},
+    )
+    try:
+        ok, body = pool.invoke(spec, b"{}")
+    finally:
+        pool.stop()
+    assert ok and json.loads(body) == {"ok": True}
+    writes = pool.stats.disk_writes["test-function"]
+    assert any(w.startswith("open ") and str(scratch) in w for w in writes), writes
+    assert any(w.endswith("/x") for w in writes), writes
+
+
+def test_a_worker_that_writes_nothing_reports_nothing(tmp_path: Path) -> None:
+    pool, spec = _pool(tmp_path, "import io\n\ndef lambda_handler(event, context):\n"
+                                 "    io.BytesIO(b'in memory').read()\n    return 1\n")
+    try:
+        assert pool.invoke(spec, b"{}")[0]
+    finally:
+        pool.stop()
+    assert pool.stats.disk_writes == {}
+
+
+@pytest.mark.parametrize("secret", ["amzn1.oa2-cs.v1.abc123", "Atzr|refresh", "Atza|access-token"])
+def test_the_log_scan_finds_a_secret_on_any_line(tmp_path: Path, secret: str) -> None:
+    (tmp_path / "a.log").write_text("started\nnothing here\n")
+    (tmp_path / "b.log").write_text(f'{{"message": "calling with {secret}"}}\nok\n')
+    found = secrets_in_logs(tmp_path, [secret, ""])
+    assert (found["lines"], found["files"], found["linesScanned"]) == (1, {"b.log": 1}, 4)
+    assert secret not in json.dumps(found)  # counts and file names only
