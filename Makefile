@@ -11,7 +11,7 @@ CHECKOV_VENV := .tools/checkov
 PY313_DIR := $(shell dirname "$$(pyenv prefix 3.13.0 2>/dev/null)/bin/python3.13" 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup run test lint typecheck template security fuzz faults layer-requirements unit build browser clean
+.PHONY: bench setup run test lint typecheck template security fuzz faults layer-requirements unit build browser clean
 
 setup: $(VENV)/.synced
 
@@ -95,6 +95,10 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	$(SUDO) apt-get update -q
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+## Performance: N = 15, 200, 2,000 invoices against the floor and the naive flow (about 30 minutes; not in CI).
+bench: setup
+	$(BIN)/python -m abrecon_sandbox.bench
 
 clean:
 	rm -rf .aws-sam .sandbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -100,7 +100,7 @@ def _console(region: str | None, execution_arn: str) -> str:
 def cmd_start(args: argparse.Namespace, out: TextIO) -> int:
     """Start a backfill for --from/--to."""
     start, end = _window(args.window_from, args.window_to)
-    assert start is not None and end is not None  # both are required options
+    assert start is not None and end is not None  # nosec B101 # both are required options: argparse enforces them
     if start > datetime.now(UTC):
         raise UsageError(f"--from {start:%Y-%m-%d %H:%M} is in the future: there is nothing to fetch yet")
     aws = Aws(args.region)

@@ -47,7 +47,7 @@ class LocalAws:
         parameters: dict[str, str],
         log_dir: Path,
         stack_name: str = "abrecon",
-        max_workers_per_function: int = 8,
+        max_workers_per_function: int = 4,  # each worker costs a second of CPU to start: on 2 cores, few do more
         function_env: Mapping[str, Mapping[str, str]] | None = None,
         s3_faults: S3WriteFaults | None = None,
     ) -> None:

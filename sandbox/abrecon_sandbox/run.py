@@ -30,7 +30,7 @@ TEMPLATE = PROJECT_ROOT / "template.yaml"
 AMAZON_POLL_SECONDS = 15
 AMAZON_FATAL_RETRY_SECONDS = 300  # the template's FatalRetrySeconds default
 # Where `--api-endpoint` runs take the LWA credentials from when no flag gives them.
-LWA_CREDENTIAL_ENV = {
+LWA_CREDENTIAL_ENV = {  # nosec B105 # names of environment variables, not their values
     "client_id": "ABRECON_LWA_CLIENT_ID",
     "client_secret": "ABRECON_LWA_CLIENT_SECRET",
     "refresh_token": "ABRECON_LWA_REFRESH_TOKEN",

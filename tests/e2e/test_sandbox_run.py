@@ -61,6 +61,10 @@ def test_run_succeeds_and_writes_the_summary_contract(sandbox: tuple[int, Sandbo
     assert summary["lineItems"] == sum(len(t["transactionLineItems"]) for t in transactions)
     assert summary["invoices"] == len(run.emulator.invoice_numbers())
     assert summary["failed"] == 0 and summary["pending"] == 0
+    # The sandbox's audit from the outside: every line item accounted for, nothing duplicated, every object under
+    # the stack's key, no secret in a log line, nothing written to disk by any function.
+    assert summary["accountedFor"] == summary["lineItems"] and summary["lost"] == 0
+    assert summary["audit"] == {"passed": True, "problems": []}
     assert summary["stateTransitions"] > summary["invoices"] * 4  # every child workflow's states are counted
     assert summary["apiCalls"]["getTransactions"] >= 2  # the data set spans several pages
     assert "> Download each invoice's PDFs" in printed and "execution SUCCEEDED" in printed

@@ -201,3 +201,30 @@ def test_a_window_too_big_for_one_invocation_continues_from_the_page_token(
     assert invocations >= 2
     assert run["transactionCount"] == len(transactions)
     assert run["lineItemCount"] == _transaction_line_items(emulator)
+
+
+def test_line_items_still_waiting_for_an_invoice_are_asked_about_again_next_run(
+    emulator: Emulator, local_aws: LocalAws, as_function: Callable[[str], None]
+) -> None:
+    """A line item left PENDING by an earlier run is carried into the next run, even outside its window."""
+    from abrecon.storage import LineItemState, line_item_pk
+
+    as_function("FetchInvoicesFunction")
+    config = emulator.config
+    transaction = emulator.dataset.transactions_between(config.window_start, config.window_end)[0]
+    item = transaction["transactionLineItems"][0]
+    row = {"transactionId": transaction["transactionId"], "orderId": item["orderId"],
+           "orderLineItemId": item["orderLineItemId"], "shipmentId": item["shipmentId"]}
+    pk = line_item_pk(item["orderId"], item["orderLineItemId"], item["shipmentId"])
+    runtime = get_runtime()
+    runtime.ledger.put_line_items([(pk, LineItemState.PENDING, {"row": row})], "an-earlier-run")
+    runtime.store.put_json("runs/carry-test/line-items.json", [])  # this run's window has no transactions
+    run = load_event("fetch-invoices") | {"runId": "carry-test", "lineItemsKey": "runs/carry-test/line-items.json",
+                                          "transactionCount": 0, "lineItemCount": 0}
+
+    result = load_handler("fetch-invoices")(run, FakeContext())
+
+    assert result["carriedOver"] == 1 and result["lineItemCount"] == 1
+    matches = runtime.store.get_json("runs/carry-test/matches.json")
+    assert matches[f"{item['orderId']}|{item['orderLineItemId']}|{item['shipmentId']}"]
+    assert runtime.ledger.open_items("LINE") == [], "once its invoice is known the line item leaves the open index"
