@@ -109,11 +109,12 @@ def account_line_items(
             return "FAILED", ""
         return "LOST", f"{number}: {state} owned by {item.get('runId')} when the run ended"
 
-    line_items = {f"LINE#{_triple(row)}": row for row in rows}
+    # One row per transaction line item: a refund's row has the same (order, line item, shipment) as its charge's.
     open_lines = {item["pk"] for item in _query_open(table, "LINE")}
     states: Counter[str] = Counter()
     lost: list[str] = []
-    for pk, row in line_items.items():
+    for row in rows:
+        pk = f"LINE#{_triple(row)}"
         numbers = matches.get(_triple(row), [])
         if not numbers:
             state, why = ("PENDING", "") if pk in open_lines else ("LOST", f"{pk}: no invoice and not kept open")
@@ -123,7 +124,8 @@ def account_line_items(
         states[state] += 1
         if state == "LOST" and len(lost) < MAX_LOST_LISTED:
             lost.append(why)
-    duplicated_rows = len(rows) - len(line_items)  # the same line item twice in the run's list
+    # The same transaction's line item twice in the run's list would be counted twice in the report.
+    duplicated_rows = len(rows) - len({(row["transactionId"], _triple(row)) for row in rows})
     accounted = sum(n for s, n in states.items() if s != "LOST")
     return {
         "lineItems": len(rows),

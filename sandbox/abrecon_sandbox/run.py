@@ -6,11 +6,11 @@ import json
 import os
 import sys
 from collections import Counter
+from collections.abc import Mapping
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
@@ -361,6 +361,8 @@ def _audit(
         )
         if accounting["lost"]:
             problems.append(f"{accounting['lost']} line items lost: {accounting['lostItems']}")
+        if accounting["duplicatedLineItems"]:
+            problems.append(f"{accounting['duplicatedLineItems']} line items listed twice in the run")
         if accounting["lineItems"] != run_summary.get("lineItems"):
             listed, said = accounting["lineItems"], run_summary.get("lineItems")
             problems.append(f"the summary says {said} line items, the run listed {listed}")
@@ -491,7 +493,8 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
         print(f"tax-qualified invoice checks: {summary['checked']} checked, {summary['flagged']} flagged", file=out)
         for flag in summary["flags"]:
             print(f"  flagged {flag['invoiceNumber']}: {flag['reason']}", file=out)
-    print(f"floor {summary['floorSeconds']}s (wall/floor {summary['elapsedSeconds'] / max(summary['floorSeconds'] or 0, 0.001):.2f}), "
+    wall_over_floor = summary["elapsedSeconds"] / max(summary["floorSeconds"] or 0, 0.001)  # no floor: another endpoint
+    print(f"floor {summary['floorSeconds']}s (wall/floor {wall_over_floor:.2f}), "
           f"largest history {summary['maxHistoryEvents']} events, largest payload {summary['maxPayloadBytes']} bytes, "
           f"duplicates {summary['duplicates']}", file=out)
     calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))

@@ -130,8 +130,10 @@ def _with_central_method(data: bytes, method: int) -> bytes:
 LZMA_GARBAGE_ZIP = _with_central_method(zip_bytes([("a.pdf", b"\x00" * 64, zipfile.ZIP_STORED)]), zipfile.ZIP_LZMA)
 # a name starting with NUL reads as "", on which ZipInfo.is_dir() raised IndexError;
 EMPTY_NAME_ZIP = zip_bytes([("\x00x.pdf", PDF_BODY, zipfile.ZIP_STORED)])
-# a "version needed to extract" above 6.3 made zipfile.ZipFile() raise NotImplementedError.
+# a "version needed to extract" above 6.3 made zipfile.ZipFile() raise NotImplementedError;
 FUTURE_VERSION_ZIP = _with_central_field(zip_bytes([("a.pdf", PDF_BODY, zipfile.ZIP_STORED)]), 6, 84)
+# an encrypted entry with an empty name: zipfile's "is encrypted" message repr()s it, and that raised IndexError.
+ENCRYPTED_EMPTY_NAME_ZIP = _with_central_field(EMPTY_NAME_ZIP, 8, 1)
 
 
 def _patch_zip_sizes(data: bytes, declared: int, where: str) -> bytes:
@@ -178,6 +180,7 @@ def test_random_bytes_behind_a_magic_number(magic: bytes, rest: bytes) -> None:
 @example(EMPTY_NAME_ZIP)
 @example(gzip.compress(EMPTY_NAME_ZIP))
 @example(FUTURE_VERSION_ZIP)
+@example(ENCRYPTED_EMPTY_NAME_ZIP)
 def test_built_gzip_and_zip_structures(data: bytes) -> None:
     check(data)
 
@@ -185,6 +188,7 @@ def test_built_gzip_and_zip_structures(data: bytes) -> None:
 def test_regressions_give_the_expected_answer() -> None:
     assert check(LZMA_GARBAGE_ZIP) is None
     assert check(FUTURE_VERSION_ZIP) is None
+    assert check(ENCRYPTED_EMPTY_NAME_ZIP) is None
     found = check(EMPTY_NAME_ZIP)
     assert found is not None and [d.name for d in found] == ["document-1.pdf"]
 

@@ -30,10 +30,12 @@ _MAX_NAME_CHARS = 200
 _GZIP_FEXTRA = 0x04
 _GZIP_FNAME = 0x08
 # RuntimeError: encrypted entry; NotImplementedError: unsupported compression method; LZMAError (not an
-# OSError, unlike bz2's): a corrupt LZMA entry.
+# OSError, unlike bz2's): a corrupt LZMA entry; IndexError: zipfile's repr() of an entry with an empty name
+# (in the "is encrypted" message).
 _ZIP_READ_ERRORS = (
     zipfile.BadZipFile,
     lzma.LZMAError,
+    IndexError,
     zlib.error,
     EOFError,
     OSError,
