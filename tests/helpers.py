@@ -28,3 +28,11 @@ def load_handler(function_dir: str) -> Callable[[dict[str, Any], Any], dict[str,
     spec.loader.exec_module(module)
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.lambda_handler
     return handler
+
+
+def stored_summary(aws: Any, execution: dict[str, Any]) -> dict[str, Any]:
+    """The run's whole summary from S3: the execution's output carries only its counts (payloads stay small)."""
+    counts = json.loads(execution["output"])
+    body = aws.client("s3").get_object(Bucket=aws.stack.output("DocumentBucket"), Key=counts["summaryKey"])["Body"]
+    summary: dict[str, Any] = json.loads(body.read())
+    return summary

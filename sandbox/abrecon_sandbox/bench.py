@@ -64,8 +64,11 @@ def cost_per_thousand(summary: dict[str, Any], invoices: int) -> dict[str, float
     requests: dict[str, int] = summary.get("awsRequests", {})
 
     def count(prefix: str, actions: tuple[str, ...] | None = None) -> int:
-        return sum(n for key, n in requests.items()
-                   if key.startswith(prefix) and (actions is None or key.split(":", 1)[1] in actions))
+        return sum(
+            n
+            for key, n in requests.items()
+            if key.startswith(prefix) and (actions is None or key.split(":", 1)[1] in actions)
+        )
 
     dynamo_writes = count("dynamodb:", DYNAMODB_WRITES)
     dynamo_reads = count("dynamodb:") - dynamo_writes
@@ -86,11 +89,17 @@ def run_case(case: Case, workdir: Path) -> dict[str, Any]:
     """Run one case and return its figures."""
     seed, orders = data_set_for(case.invoices)
     summary_file = workdir / f"summary-{case.invoices}.json"
-    options = SandboxOptions(seed=seed, orders=orders, speed=case.speed, summary_file=summary_file,
-                             deadline_seconds=7200.0, log_dir=workdir / f"logs-{case.invoices}")
-    code = run_sandbox(options, out=io.StringIO())
+    options = SandboxOptions(
+        seed=seed,
+        orders=orders,
+        speed=case.speed,
+        summary_file=summary_file,
+        deadline_seconds=7200.0,
+        log_dir=workdir / f"logs-{case.invoices}",
+    )
+    run_sandbox(options, out=io.StringIO())
     summary: dict[str, Any] = json.loads(summary_file.read_text())
-    if code != 0:
+    if summary["status"] != "SUCCEEDED":
         raise SystemExit(f"N={case.invoices}: the execution ended {summary['status']}: {summary.get('error')}")
     n = summary["invoices"]
     result: dict[str, Any] = {
@@ -137,15 +146,20 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(json.dumps(result, indent=2), flush=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{'N':>6} {'speed':>6} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'429s':>5} {'dup':>4} "
-          f"{'transitions/inv':>15} {'lambda/inv':>10} {'max hist':>8} {'max payload':>11} {'$/1000':>7} {'vs naive':>8}")
+    print(
+        f"\n{'N':>6} {'speed':>6} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'429s':>5} {'dup':>4} "
+        f"{'transitions/inv':>15} {'lambda/inv':>10} {'max hist':>8} {'max payload':>11} {'$/1000':>7} "
+        f"{'vs naive':>8}"
+    )
     for r in results:
         naive = f"{r['oursOverNaive']:.3f}" if "oursOverNaive" in r else "-"
         dup = r["duplicates"]["reports"] + r["duplicates"]["objects"]
-        print(f"{r['invoices']:>6} {r['speed']:>6g} {r['wallSeconds']:>8.1f} {r['floorSeconds']:>8.1f} "
-              f"{r['wallOverFloor']:>6.3f} {r['throttled429']:>5} {dup:>4} {r['stateTransitionsPerInvoice']:>15} "
-              f"{r['lambdaInvocationsPerInvoice']:>10} {r['maxHistoryEvents']:>8} {r['maxPayloadBytes']:>11} "
-              f"{r['costPer1000InvoicesUsdTotal']:>7.3f} {naive:>8}")
+        print(
+            f"{r['invoices']:>6} {r['speed']:>6g} {r['wallSeconds']:>8.1f} {r['floorSeconds']:>8.1f} "
+            f"{r['wallOverFloor']:>6.3f} {r['throttled429']:>5} {dup:>4} {r['stateTransitionsPerInvoice']:>15} "
+            f"{r['lambdaInvocationsPerInvoice']:>10} {r['maxHistoryEvents']:>8} {r['maxPayloadBytes']:>11} "
+            f"{r['costPer1000InvoicesUsdTotal']:>7.3f} {naive:>8}"
+        )
     return 0
 
 

@@ -47,8 +47,9 @@ def _serial(count: int, limit: Limit, start: float) -> float:
     return finish
 
 
-def floor_seconds(pages: int, batches: int, latencies_in_creation_order: Iterable[float],
-                  limits: dict[str, Limit]) -> float:
+def floor_seconds(
+    pages: int, batches: int, latencies_in_creation_order: Iterable[float], limits: dict[str, Limit]
+) -> float:
     """The floor for a run with this many pages, invoice batches and report latencies (all in sandbox seconds)."""
     t = _serial(pages, limits["getTransactions"], 0.0)
     t = _serial(batches, limits["getInvoiceDetailsByOrderLineItems"], t)

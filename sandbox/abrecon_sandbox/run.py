@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Mapping
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +21,8 @@ from abrecon.pacing import parse_limits
 from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.aws_faults import S3WriteFaults, all_fault_profiles, crash_environment, emulator_profile
-from abrecon_sandbox.floor import floor_seconds
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
+from abrecon_sandbox.floor import floor_seconds
 from abrecon_sandbox.stack import load_template
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +194,12 @@ def rerun_sandbox(run: SandboxRun, out: TextIO = sys.stdout, options: SandboxOpt
     options = options or run.options or SandboxOptions()
     if run.aws.s3_faults is not None:
         run.aws.s3_faults.end_outage()
+    if run.emulator is not None and options.faults == "token-revoked":
+        # The profile revokes one token after a few calls, which a small run may never reach; the warm workers'
+        # cached tokens are all revoked here, so the re-run meets a 401 on its first call of every function.
+        revoked = len(run.emulator.issued_access_tokens())
+        run.emulator.expire_access_tokens()
+        run.emulator.state.injector.record("token-revoked", revoked)
     run.summary = _run_once(options, run.emulator, run.aws, out)
     return 0 if run.summary["status"] == "SUCCEEDED" and run.summary["audit"]["passed"] else 1
 
@@ -239,6 +245,10 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     elapsed = time.monotonic() - clock
     description = sfn.describe_execution(executionArn=execution_arn)
     run_summary: dict[str, Any] = json.loads(description.get("output") or "{}") if status == "SUCCEEDED" else {}
+    if run_summary.get("summaryKey"):
+        # The execution's output carries counts; the lists (stored keys, failures, ...) are in the stored summary.
+        body = aws.client("s3").get_object(Bucket=stack.output("DocumentBucket"), Key=run_summary["summaryKey"])["Body"]
+        run_summary = json.loads(body.read())
     # Calls to another endpoint are not counted: only the built-in emulator sees them.
     stats = emulator.stats() if emulator else {"apiCalls": {}, "throttled429": None}
     summary = {
@@ -330,8 +340,12 @@ def _floor(emulator: Emulator, speed: float) -> float:
     reports = sorted(emulator.state.reports.values(), key=lambda r: r.created_mono)
     limits = parse_limits(scaled_rate_limits(speed))
     # The floor is measured against Amazon's own limits, without the pipeline's headroom.
-    return floor_seconds(answered("getTransactions"), answered("getInvoiceDetailsByOrderLineItems"),
-                         [r.latency_s for r in reports], limits)
+    return floor_seconds(
+        answered("getTransactions"),
+        answered("getInvoiceDetailsByOrderLineItems"),
+        [r.latency_s for r in reports],
+        limits,
+    )
 
 
 def _audit(
@@ -494,9 +508,12 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
         for flag in summary["flags"]:
             print(f"  flagged {flag['invoiceNumber']}: {flag['reason']}", file=out)
     wall_over_floor = summary["elapsedSeconds"] / max(summary["floorSeconds"] or 0, 0.001)  # no floor: another endpoint
-    print(f"floor {summary['floorSeconds']}s (wall/floor {wall_over_floor:.2f}), "
-          f"largest history {summary['maxHistoryEvents']} events, largest payload {summary['maxPayloadBytes']} bytes, "
-          f"duplicates {summary['duplicates']}", file=out)
+    print(
+        f"floor {summary['floorSeconds']}s (wall/floor {wall_over_floor:.2f}), "
+        f"largest history {summary['maxHistoryEvents']} events, largest payload {summary['maxPayloadBytes']} bytes, "
+        f"duplicates {summary['duplicates']}",
+        file=out,
+    )
     calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))
     print(f"Amazon Business calls: {calls}; 429s: {summary['throttled429']}", file=out)
     states = ", ".join(f"{state} {n}" for state, n in summary["lineItemStates"].items())

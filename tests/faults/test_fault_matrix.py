@@ -151,7 +151,7 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
             assert run.emulator.stats()["apiCalls"].get("createReport", 0) == 0 and ledger == {}
             return
 
-        assert first["faultsInjected"] if profile != "none" else True, f"{profile} injected nothing"
+        assert second["faultsInjected"] or profile == "none", f"{profile} injected nothing"
         _check_run(profile, first, "first")
         _check_run(profile, second, "second")
         assert (first_code, second_code) == (0, 0), printed.getvalue()[-3000:]
@@ -161,8 +161,9 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
 
         # Every invoice ends where its fault leaves it; a transient failure of the first run is stored now.
         states = {n: ledger.get(n, {}).get("state") for n in expected}
-        assert states == expected, {n: (states[n], expected[n], ledger.get(n, {}).get("reason")) for n in expected
-                                    if states[n] != expected[n]}
+        assert states == expected, {
+            n: (states[n], expected[n], ledger.get(n, {}).get("reason")) for n in expected if states[n] != expected[n]
+        }
         for number, state in expected.items():
             record = ledger[number]
             if state == "FAILED":
@@ -185,14 +186,18 @@ def _check_stored_documents(run: SandboxRun, ledger: dict[str, dict[str, Any]], 
     s3 = run.aws.client("s3")
     bucket = run.aws.stack.output("DocumentBucket")
     documents = run.emulator.expected_documents()
+    renamed = {n for n, kind in run.emulator.affected_invoices().items() if kind == "bad-document:path-traversal"}
     for number, state in expected.items():
         if state != "STORED":
             continue
         keys = sorted(ledger[number]["s3Keys"])
-        served = {name: content for name, content in documents[number]}
-        assert [k.rsplit("/", 1)[1] for k in keys] == sorted(served), number
-        for key in keys:
-            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == served[key.rsplit("/", 1)[1]], key
+        served = dict(documents[number])
+        stored = {k.rsplit("/", 1)[1]: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+        assert all(k.startswith(f"documents/ATVPDKIKX0DER/{number}/") for k in keys), keys
+        if number in renamed:  # an entry named "../../etc/evil.pdf" is stored as evil.pdf, in the invoice's folder
+            assert sorted(stored.values()) == sorted(served.values()), number
+        else:
+            assert stored == served, number
 
 
 def _write_figures(
@@ -203,13 +208,36 @@ def _write_figures(
     def figures(summary: dict[str, Any], seconds: float) -> dict[str, Any]:
         return {
             key: summary.get(key)
-            for key in ("status", "lineItems", "accountedFor", "lost", "lineItemStates", "invoices", "failed",
-                        "deferred", "pending", "documentsStored", "duplicates", "faultsInjected", "throttled429")
-        } | {"seconds": round(seconds, 1), "secretLogLines": summary["secretsInLogs"]["lines"],
-             "diskWrites": summary["disk"], "unencryptedObjects": len(summary["unencryptedObjects"])}
+            for key in (
+                "status",
+                "lineItems",
+                "accountedFor",
+                "lost",
+                "lineItemStates",
+                "invoices",
+                "failed",
+                "deferred",
+                "pending",
+                "documentsStored",
+                "duplicates",
+                "faultsInjected",
+                "throttled429",
+            )
+        } | {
+            "seconds": round(seconds, 1),
+            "secretLogLines": summary["secretsInLogs"]["lines"],
+            "diskWrites": summary["disk"],
+            "unencryptedObjects": len(summary["unencryptedObjects"]),
+        }
 
     target = ROOT / "test-artifacts" / "faults"
     target.mkdir(parents=True, exist_ok=True)
-    data = {"profile": profile, "aws": profile in AWS_FAULT_PROFILES, "orders": ORDERS, "speed": SPEED,
-            "first": figures(first, first_seconds), "rerun": figures(second, second_seconds)}
+    data = {
+        "profile": profile,
+        "aws": profile in AWS_FAULT_PROFILES,
+        "orders": ORDERS,
+        "speed": SPEED,
+        "first": figures(first, first_seconds),
+        "rerun": figures(second, second_seconds),
+    }
     (target / f"{profile}.json").write_text(json.dumps(data, indent=2) + "\n")

@@ -81,8 +81,9 @@ def _pool(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> tuple
 
 
 def test_a_worker_that_dies_answers_as_lambda_does(tmp_path: Path) -> None:
-    pool, spec = _pool(tmp_path, "import os, signal\n\ndef lambda_handler(event, context):\n"
-                                 "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    pool, spec = _pool(
+        tmp_path, "import os, signal\n\ndef lambda_handler(event, context):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     try:
         ok, body = pool.invoke(spec, b"{}")
     finally:
@@ -113,8 +114,10 @@ def test_the_workers_report_every_file_written(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_writes_nothing_reports_nothing(tmp_path: Path) -> None:
-    pool, spec = _pool(tmp_path, "import io\n\ndef lambda_handler(event, context):\n"
-                                 "    io.BytesIO(b'in memory').read()\n    return 1\n")
+    pool, spec = _pool(
+        tmp_path,
+        "import io\n\ndef lambda_handler(event, context):\n    io.BytesIO(b'in memory').read()\n    return 1\n",
+    )
     try:
         assert pool.invoke(spec, b"{}")[0]
     finally:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import TEMPLATE
+from helpers import TEMPLATE, stored_summary
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -71,7 +71,7 @@ def _run(local_aws: LocalAws, emulator: Emulator, name: str, deadline: float = 2
 def test_first_fatal_is_retried_once_and_a_second_fatal_is_recorded(local_aws: LocalAws, emulator: Emulator) -> None:
     result = _run(local_aws, emulator, "fatal-retry")
     assert result["status"] == "SUCCEEDED", result.get("cause")
-    summary = json.loads(result["output"])
+    summary = stored_summary(local_aws, result)
 
     reports = Counter(r.options["invoiceId"] for r in emulator.state.reports.values())
     always_fatal = {n for n, kind in emulator.affected_invoices().items() if kind == "report-fatal"}

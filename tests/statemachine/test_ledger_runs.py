@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import TEMPLATE
+from helpers import TEMPLATE, stored_summary
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -28,8 +28,12 @@ def slow_emulator() -> Iterator[Emulator]:
 def slow_aws(slow_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     aws = LocalAws(
         TEMPLATE,
-        {"ApiEndpoint": slow_emulator.base_url, "LwaEndpoint": slow_emulator.lwa_url, "PollSeconds": "1",
-         "MaxPolls": "30"},
+        {
+            "ApiEndpoint": slow_emulator.base_url,
+            "LwaEndpoint": slow_emulator.lwa_url,
+            "PollSeconds": "1",
+            "MaxPolls": "30",
+        },
         tmp_path_factory.mktemp("lambda-logs"),
     )
     aws.start()
@@ -58,7 +62,7 @@ def _wait(aws: LocalAws, arn: str, deadline: float = 240) -> dict[str, Any]:
         assert time.monotonic() < ends, "execution did not end"
         time.sleep(0.25)
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    summary: dict[str, Any] = json.loads(described["output"])
+    summary = stored_summary(aws, described)
     return summary
 
 
@@ -94,8 +98,10 @@ def test_overlapping_executions_never_ask_twice_nor_store_twice(local_aws: Local
     """The schedule and a manual backfill on the same window, started together, share the work through the ledger."""
     window = _window(emulator)
     arns: list[str] = []
-    starters = [threading.Thread(target=lambda n=n: arns.append(_start(local_aws, n, window)))
-                for n in ("overlap-schedule", "overlap-backfill")]
+    starters = [
+        threading.Thread(target=lambda n=n: arns.append(_start(local_aws, n, window)))
+        for n in ("overlap-schedule", "overlap-backfill")
+    ]
     for starter in starters:
         starter.start()
     for starter in starters:

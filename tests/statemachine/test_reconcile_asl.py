@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from helpers import ROOT
+from helpers import ROOT, stored_summary
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator
@@ -63,7 +63,7 @@ def test_execution_stores_every_invoice_and_a_rerun_asks_for_nothing_twice(
 ) -> None:
     first = _run(local_aws, emulator, "asl-first")
     assert first["status"] == "SUCCEEDED", first.get("cause")
-    summary = json.loads(first["output"])
+    summary = stored_summary(local_aws, first)
     assert summary["invoices"] == len(emulator.invoice_numbers())
     assert summary["documentsStored"] == sum(len(d) for d in emulator.expected_documents().values())
     assert summary["failed"] == 0 and summary["deferred"] == 0
@@ -71,7 +71,7 @@ def test_execution_stores_every_invoice_and_a_rerun_asks_for_nothing_twice(
 
     second = _run(local_aws, emulator, "asl-second")
     assert second["status"] == "SUCCEEDED", second.get("cause")
-    again = json.loads(second["output"])
+    again = stored_summary(local_aws, second)
     assert again["alreadyStored"] == summary["invoices"]
     assert again["documentsStored"] == 0
     assert emulator.stats()["apiCalls"].get("createReport", 0) == reports_after_first

@@ -213,14 +213,22 @@ def test_line_items_still_waiting_for_an_invoice_are_asked_about_again_next_run(
     config = emulator.config
     transaction = emulator.dataset.transactions_between(config.window_start, config.window_end)[0]
     item = transaction["transactionLineItems"][0]
-    row = {"transactionId": transaction["transactionId"], "orderId": item["orderId"],
-           "orderLineItemId": item["orderLineItemId"], "shipmentId": item["shipmentId"]}
+    row = {
+        "transactionId": transaction["transactionId"],
+        "orderId": item["orderId"],
+        "orderLineItemId": item["orderLineItemId"],
+        "shipmentId": item["shipmentId"],
+    }
     pk = line_item_pk(item["orderId"], item["orderLineItemId"], item["shipmentId"])
     runtime = get_runtime()
     runtime.ledger.put_line_items([(pk, LineItemState.PENDING, {"row": row})], "an-earlier-run")
     runtime.store.put_json("runs/carry-test/line-items.json", [])  # this run's window has no transactions
-    run = load_event("fetch-invoices") | {"runId": "carry-test", "lineItemsKey": "runs/carry-test/line-items.json",
-                                          "transactionCount": 0, "lineItemCount": 0}
+    run = load_event("fetch-invoices") | {
+        "runId": "carry-test",
+        "lineItemsKey": "runs/carry-test/line-items.json",
+        "transactionCount": 0,
+        "lineItemCount": 0,
+    }
 
     result = load_handler("fetch-invoices")(run, FakeContext())
 

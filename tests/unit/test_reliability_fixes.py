@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,58 @@ def test_a_killed_or_timed_out_lambda_is_retried_by_every_task() -> None:
     for name, state in tasks:
         retried = {error for rule in state.get("Retry", []) for error in rule["ErrorEquals"]}
         assert {"Runtime.ExitError", "Sandbox.Timedout", "Lambda.Unknown"} <= retried, name
+
+
+def test_finance_reads_a_failure_recorded_by_the_state_machine_without_its_stack_trace(rt: Runtime) -> None:
+    """ "Record invoice failure" writes "<error>: <the Lambda error payload>", stack trace included; the fault
+    matrix's s3-write-failure showed finance a 3 KB traceback with the code's file paths as the reason."""
+    run_id = "reason-run"
+    row = {
+        "transactionId": "T-1",
+        "transactionType": "CHARGE",
+        "transactionDate": "2026-11-20T10:00:00Z",
+        "orderId": "O-1",
+        "orderLineItemId": "L-1",
+        "shipmentId": "S-1",
+        "amount": "10.00",
+        "currency": "USD",
+    }
+    rt.store.put_json(f"runs/{run_id}/line-items.json", [row])
+    rt.store.put_json(f"runs/{run_id}/matches.json", {"O-1|L-1|S-1": ["REASON-1"]})
+    rt.store.put_json(f"runs/{run_id}/invoices.json", [{"invoiceNumber": "REASON-1"}])
+    rt.store.put_json(f"runs/{run_id}/report-targets.json", [{"invoiceNumber": "REASON-1"}])
+    rt.store.put_json("invoice-details/REASON-1.json", {"invoiceNumber": "REASON-1", "invoiceDate": "2026-11-20"})
+    payload = {
+        "errorType": "StorageError",
+        "errorMessage": "could not write s3://bucket/documents/REASON-1/Invoice.pdf: InternalError",
+        "stackTrace": ["Traceback (most recent call last):\n", '  File "/var/task/abrecon/storage.py", line 52\n'],
+    }
+    rt.ledger.write("REASON-1", None, run_id, state=InvoiceState.FAILED, reason=f"StorageError: {json.dumps(payload)}")
+    run = steps.RunContext(
+        run_id=run_id,
+        window_start=datetime(2026, 11, 14, tzinfo=UTC),
+        window_end=datetime(2026, 11, 21, tzinfo=UTC),
+        poll_seconds=1,
+        max_polls=5,
+        transaction_count=1,
+        line_item_count=1,
+        line_items_key=f"runs/{run_id}/line-items.json",
+        invoices_key=f"runs/{run_id}/report-targets.json",
+        invoice_count=1,
+    )
+    note = steps.summarize_run(run, rt)
+    readable = "StorageError: could not write s3://bucket/documents/REASON-1/Invoice.pdf: InternalError"
+    assert note.summary.failures == [{"invoiceNumber": "REASON-1", "reason": readable}]
+    assert note.summary.line_item_states == {"FAILED": 1}
+    report = rt.store._s3.get_object(Bucket=rt.store.bucket, Key=f"runs/{run_id}/report.csv")["Body"].read()
+    for text in (note.message, report.decode("utf-8-sig")):
+        assert "REASON-1" in text and "Traceback" not in text and "stackTrace" not in text
+    assert readable in note.message
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [None, "", "report 42 CANCELLED: Amazon has no document", "States.Timeout: {not json", 'X: {"no": "message"}'],
+)
+def test_other_reasons_are_left_as_they_are(reason: str | None) -> None:
+    assert steps.readable_reason(reason) == reason

@@ -65,8 +65,13 @@ def parse_limits(text: str) -> dict[str, Limit]:
 class Pacer:
     """Reserve tokens from the shared buckets; `before_request` is the client's hook for in-Lambda pacing."""
 
-    def __init__(self, table: Table, limits: dict[str, Limit], clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        table: Table,
+        limits: dict[str, Limit],
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._table = table
         self._limits = limits
         self._clock = clock
@@ -99,12 +104,19 @@ class Pacer:
                 condition: dict[str, Any] = (
                     {"ConditionExpression": "attribute_not_exists(pk)"}
                     if item is None
-                    else {"ConditionExpression": "#v = :v", "ExpressionAttributeNames": {"#v": "v"},
-                          "ExpressionAttributeValues": {":v": version}}
+                    else {
+                        "ConditionExpression": "#v = :v",
+                        "ExpressionAttributeNames": {"#v": "v"},
+                        "ExpressionAttributeValues": {":v": version},
+                    }
                 )
                 self._table.put_item(
-                    Item={**key, "tokens": Decimal(repr(round(left, 6))), "at": Decimal(repr(round(clock, 6))),
-                          "v": version + 1},
+                    Item={
+                        **key,
+                        "tokens": Decimal(repr(round(left, 6))),
+                        "at": Decimal(repr(round(clock, 6))),
+                        "v": version + 1,
+                    },
                     **condition,
                 )
             except ClientError as exc:

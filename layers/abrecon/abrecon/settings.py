@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abrecon.errors import ConfigurationError
 
-
 # Amazon's published limits, "operation=requests per second/burst" (FIELD-NOTES: getTransactions is 0.5/s by one
 # page and 2/s by another; the lower one is safe).
 DEFAULT_RATE_LIMITS = (

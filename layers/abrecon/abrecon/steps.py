@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import time
 from collections import Counter
@@ -30,7 +32,6 @@ from abrecon.storage import (
     line_item_pk,
 )
 from abrecon.unpack import extract_pdfs
-
 
 logger = Logger(child=True)
 
@@ -158,8 +159,13 @@ class CreateReportOutput(StepModel):
 
     def metrics(self) -> dict[str, float]:
         """Reports requested, throttle waits, and invoices another run or an earlier one took care of."""
-        names = {"REQUESTED": "ReportsRequested", "THROTTLED": "ThrottleWaits", "ALREADY_STORED": "InvoicesAlreadyStored",
-                 "ALREADY_FAILED": "InvoicesAlreadyFailed", "OWNED_ELSEWHERE": "InvoicesOwnedElsewhere"}
+        names = {
+            "REQUESTED": "ReportsRequested",
+            "THROTTLED": "ThrottleWaits",
+            "ALREADY_STORED": "InvoicesAlreadyStored",
+            "ALREADY_FAILED": "InvoicesAlreadyFailed",
+            "OWNED_ELSEWHERE": "InvoicesOwnedElsewhere",
+        }
         return {names[self.status]: 1.0}
 
 
@@ -259,9 +265,13 @@ class RunSummary(StepModel):
     def _sorted_totals(cls, value: dict[str, str]) -> dict[str, str]:
         return dict(sorted(value.items()))
 
+    def counts_only(self) -> RunSummary:
+        """The summary without its per-invoice lists, which grow with the run: state payloads must not (256 KiB)."""
+        return self.model_copy(update={"s3_keys": [], "failures": [], "deferrals": [], "flags": []})
+
 
 class Notification(StepModel):
-    """The SNS message for finance: subject and body, plus the summary it came from."""
+    """The SNS message for finance: subject and body, plus the summary's counts (its lists are in summaryKey)."""
 
     subject: str
     message: str
@@ -314,7 +324,9 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
         run_id=request.run_id,
         window_start=start,
         window_end=end,
-        poll_seconds=request.resume.poll_seconds if request.resume else run.poll_seconds or request.default_poll_seconds,
+        poll_seconds=request.resume.poll_seconds
+        if request.resume
+        else run.poll_seconds or request.default_poll_seconds,
         max_polls=request.resume.max_polls if request.resume else run.max_polls or request.default_max_polls,
         transaction_count=transactions,
         line_item_count=len(rows),
@@ -375,7 +387,10 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
             (
                 line_item_pk(row.order_id, row.order_line_item_id, row.shipment_id),
                 LineItemState.INVOICED if matches.get(_triple(row.key)) else LineItemState.PENDING,
-                {"row": row.model_dump(mode="json", by_alias=True), "invoiceNumbers": matches.get(_triple(row.key), [])},
+                {
+                    "row": row.model_dump(mode="json", by_alias=True),
+                    "invoiceNumbers": matches.get(_triple(row.key), []),
+                },
             )
             for row in rows
         ),
@@ -421,6 +436,20 @@ def _checks_json(checks: InvoiceChecks, region: str) -> dict[str, object]:
     return {"region": region, "checked": checks.checked, "flagged": checks.flagged, **checks.model_dump(by_alias=True)}
 
 
+def readable_reason(reason: str | None) -> str | None:
+    """A ledger reason as people read it: "<error>: <Lambda error payload JSON>" (what "Record invoice failure"
+    writes for a function's error) becomes "<error>: <errorMessage>", without the payload's stack trace."""
+    error, separator, cause = (reason or "").partition(": ")
+    if not separator or not cause.startswith("{"):
+        return reason
+    try:
+        payload = json.loads(cause)
+    except ValueError:
+        return reason
+    message = payload.get("errorMessage") if isinstance(payload, dict) else None
+    return f"{error}: {message}" if isinstance(message, str) and message else reason
+
+
 def _triple(key: OrderLineItemKey) -> str:
     return f"{key.orderId}|{key.orderLineItemId}|{key.shipmentId}"
 
@@ -451,8 +480,10 @@ def _slot(operation: str, reserved_at: float | None, rt: Runtime, holder: str = 
     A held slot that is open is spent here, once: a step the state machine retries (same input, same slot) after
     its request went out gets a new slot instead of sending a second request on the first one's.
     """
-    spent = reserved_at is not None and reserved_at <= rt.ledger.now() and not rt.pacer.spend(
-        operation, reserved_at, holder
+    spent = (
+        reserved_at is not None
+        and reserved_at <= rt.ledger.now()
+        and not rt.pacer.spend(operation, reserved_at, holder)
     )
     if spent:
         logger.info("rate-limit slot already spent by an earlier attempt", extra={"operation": operation})
@@ -492,8 +523,14 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
             return CreateReportOutput(status=refusal)
         try:
             if record and record.report_id:
-                rt.ledger.write(number, record, request.run_id, state=InvoiceState.REQUESTED,
-                                report_id=record.report_id, reason=None)
+                rt.ledger.write(
+                    number,
+                    record,
+                    request.run_id,
+                    state=InvoiceState.REQUESTED,
+                    report_id=record.report_id,
+                    reason=None,
+                )
                 return CreateReportOutput(status="REQUESTED", report_id=record.report_id)
             if record is None or record.state is not InvoiceState.CLAIMED or record.run_id != request.run_id:
                 record = rt.ledger.write(number, record, request.run_id, state=InvoiceState.CLAIMED, reason=None)
@@ -503,8 +540,9 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
         if wait > 0:
             return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
         try:
-            report_id = rt.api.create_report(number, [rt.settings.marketplace_id],
-                                             document_type=request.invoice.document_type)
+            report_id = rt.api.create_report(
+                number, [rt.settings.marketplace_id], document_type=request.invoice.document_type
+            )
         except BaseException as exc:
             # Give the claim back so the state machine's retry (or the next run) can ask again at once.
             rt.ledger.write(number, record, request.run_id, state=InvoiceState.FAILED, reason=f"createReport: {exc}")
@@ -524,8 +562,13 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
             status="DONE", report_id=request.report_id, polls=polls, report_document_id=report.reportDocumentId
         )
     if status is ReportProcessingStatus.CANCELLED:
-        _record(rt, request, state=InvoiceState.FAILED, terminal=True,
-                reason=f"report {request.report_id} CANCELLED: Amazon has no document for this invoice")
+        _record(
+            rt,
+            request,
+            state=InvoiceState.FAILED,
+            terminal=True,
+            reason=f"report {request.report_id} CANCELLED: Amazon has no document for this invoice",
+        )
         return CheckReportOutput(status="CANCELLED", report_id=request.report_id, polls=polls)
     if status is ReportProcessingStatus.FATAL and _retry_after_fatal(request, rt):
         return CheckReportOutput(
@@ -543,8 +586,14 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
         )
         return CheckReportOutput(status="FATAL", report_id=request.report_id, polls=polls)
     if polls >= request.max_polls:
-        _record(rt, request, state=InvoiceState.DEFERRED, open_kind="INVOICE", report_id=request.report_id,
-                reason=f"report {request.report_id} still {status.value} after {polls} polls; the next run polls it")
+        _record(
+            rt,
+            request,
+            state=InvoiceState.DEFERRED,
+            open_kind="INVOICE",
+            report_id=request.report_id,
+            reason=f"report {request.report_id} still {status.value} after {polls} polls; the next run polls it",
+        )
         return CheckReportOutput(status="DEFERRED", report_id=request.report_id, polls=polls)
     return CheckReportOutput(status=status.value, report_id=request.report_id, polls=polls)
 
@@ -604,8 +653,9 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
         return DownloadDocumentOutput(status="OWNED_ELSEWHERE", invoice_number=number)
     wait, reserved_at = _slot("getReportDocument", request.reserved_at, rt, number)
     if wait > 0:
-        return DownloadDocumentOutput(status="THROTTLED", invoice_number=number, wait_seconds=math.ceil(wait),
-                                      reserved_at=reserved_at)
+        return DownloadDocumentOutput(
+            status="THROTTLED", invoice_number=number, wait_seconds=math.ceil(wait), reserved_at=reserved_at
+        )
     limit = rt.settings.max_document_bytes
     document = rt.api.get_report_document(request.report_document_id)
     try:
@@ -623,11 +673,17 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
         )
         for pdf in pdfs
     ]
-    try:
-        rt.ledger.write(number, record, request.run_id, state=InvoiceState.STORED, s3_keys=[o.key for o in stored],
-                        sha256=[o.sha256 for o in stored], reason=None)
-    except LedgerConflict:
-        pass  # someone else recorded it meanwhile; the objects are the same bytes under the same keys
+    # On a conflict someone else recorded it meanwhile; the objects are the same bytes under the same keys.
+    with contextlib.suppress(LedgerConflict):
+        rt.ledger.write(
+            number,
+            record,
+            request.run_id,
+            state=InvoiceState.STORED,
+            s3_keys=[o.key for o in stored],
+            sha256=[o.sha256 for o in stored],
+            reason=None,
+        )
     return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=[o.key for o in stored])
 
 
@@ -640,6 +696,9 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     targets = [ReportTarget.model_validate(t) for t in rt.store.get_json(_run_key(run.run_id, "invoices.json"))]
     todo = {t["invoiceNumber"] for t in rt.store.get_json(run.invoices_key)}
     records = rt.ledger.get_many(t.invoice_number for t in targets)
+    # A failure the state machine's Catch recorded carries the Lambda error payload (JSON with a stack trace):
+    # the summary, the report and finance's message give the error and its message only.
+    records = {n: r.model_copy(update={"reason": readable_reason(r.reason)}) for n, r in records.items()}
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
     pending = sum(1 for row in rows if not matches.get(_triple(row.key)))
     failures, deferrals, keys, elsewhere = [], [], [], []
@@ -660,8 +719,12 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         elif record.run_id != run.run_id:
             elsewhere.append(target.invoice_number)  # a parallel execution owns it and reports it
         else:
-            failures.append({"invoiceNumber": target.invoice_number,
-                             "reason": f"the run ended with the invoice still {record.state.value}"})
+            failures.append(
+                {
+                    "invoiceNumber": target.invoice_number,
+                    "reason": f"the run ended with the invoice still {record.state.value}",
+                }
+            )
     totals: dict[str, Decimal] = {}
     for row in rows:
         if row.amount is not None:
@@ -706,7 +769,7 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     return Notification(
         subject=reporting.finance_subject(report),
         message=reporting.finance_message(report, summary_key=summary_key),
-        summary=summary,
+        summary=summary.counts_only(),
     )
 
 
@@ -769,5 +832,6 @@ def _write_report(
     rt.store.put_bytes(report.csv_key, reporting.render_csv(report), "text/csv; charset=utf-8")
     rt.store.put_bytes(report.html_key, reporting.render_html(report), "text/html; charset=utf-8")
     return report
+
 
 FetchTransactionsInput.model_rebuild()  # it refers to RunContext, defined after it

@@ -13,8 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
@@ -214,8 +214,10 @@ class Ledger:
         items: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
-                self._table.name: {"Keys": [{"pk": k} for k in keys[start : start + BATCH_GET_LIMIT]],
-                                   "ConsistentRead": True}
+                self._table.name: {
+                    "Keys": [{"pk": k} for k in keys[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
             }
             for attempt in range(10):
                 try:
@@ -234,8 +236,13 @@ class Ledger:
     def write(self, invoice_number: str, expected: InvoiceRecord | None, run_id: str, **fields: Any) -> InvoiceRecord:
         """Write the invoice's new state if nobody changed it since `expected` was read; raises LedgerConflict."""
         version = (expected.version if expected else 0) + 1
-        base: dict[str, Any] = {"invoiceNumber": invoice_number, "runId": run_id, "version": version,
-                                "heartbeat": Decimal(repr(round(self.now(), 3))), "updatedAt": _now_iso()}
+        base: dict[str, Any] = {
+            "invoiceNumber": invoice_number,
+            "runId": run_id,
+            "version": version,
+            "heartbeat": Decimal(repr(round(self.now(), 3))),
+            "updatedAt": _now_iso(),
+        }
         item = {**base, **{_FIELD_NAMES.get(k, k): _ddb(v) for k, v in fields.items()}}
         names = {f"#{k}": k for k in item}
         values = {f":{k}": v for k, v in item.items()}
@@ -249,9 +256,13 @@ class Ledger:
             condition = "#version = :expected"
             values[":expected"] = expected.version
         try:
-            self._table.update_item(Key={"pk": _invoice_pk(invoice_number)}, UpdateExpression=update,
-                                    ConditionExpression=condition, ExpressionAttributeNames=names,
-                                    ExpressionAttributeValues=values)
+            self._table.update_item(
+                Key={"pk": _invoice_pk(invoice_number)},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise LedgerConflict(invoice_number) from exc
@@ -278,8 +289,13 @@ class Ledger:
         try:
             with self._table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
                 for pk, state, data in rows:
-                    item: dict[str, Any] = {"pk": pk, "state": state.value, "runId": run_id,
-                                            "updatedAt": _now_iso(), **{k: _ddb(v) for k, v in data.items()}}
+                    item: dict[str, Any] = {
+                        "pk": pk,
+                        "state": state.value,
+                        "runId": run_id,
+                        "updatedAt": _now_iso(),
+                        **{k: _ddb(v) for k, v in data.items()},
+                    }
                     if state is LineItemState.PENDING:
                         item["openKind"] = "LINE"
                     batch.put_item(Item=item)
