@@ -103,7 +103,10 @@ def account_line_items(
             if not item.get("reason"):
                 return "LOST", f"{number}: FAILED without a reason"
             if number not in failures:
-                return "LOST", f"{number}: FAILED but not in the run's failures (finance is not told)"
+                return "LOST", (
+                    f"{number}: FAILED ({item.get('runId')}, {item.get('updatedAt')}, v{item.get('version')}) but "
+                    f"not in the run's failures {sorted(failures)} (finance is not told)"
+                )
             if len(failures) <= FINANCE_LIST_CUT and number not in message:
                 return "LOST", f"{number}: FAILED but not in finance's message"
             return "FAILED", ""

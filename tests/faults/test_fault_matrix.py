@@ -99,7 +99,9 @@ def _check_run(profile: str, summary: dict[str, Any], which: str) -> None:
     """What must hold after every run of every profile (audit: the sandbox's outside view)."""
     problems = summary["audit"]["problems"]
     assert summary["status"] == "SUCCEEDED", f"{which} run: {summary.get('error')}"
-    assert summary["accountedFor"] == summary["lineItems"] > 0, f"{which} run lost line items: {summary['lostItems']}"
+    assert summary["accountedFor"] == summary["lineItems"] > 0, (
+        f"{which} run lost line items: {summary['lostItems']}; its failures: {summary['failures']}"
+    )
     assert summary["lost"] == 0, summary["lostItems"]
     duplicates = summary["duplicates"]
     assert (duplicates["reports"], duplicates["objects"]) == (0, 0), f"{which} run: duplicates {duplicates}"

@@ -212,8 +212,9 @@ def test_finance_reads_a_failure_recorded_by_the_state_machine_without_its_stack
     )
     note = steps.summarize_run(run, rt)
     readable = "StorageError: could not write s3://bucket/documents/REASON-1/Invoice.pdf: InternalError"
-    assert note.summary.failures == [{"invoiceNumber": "REASON-1", "reason": readable}]
-    assert note.summary.line_item_states == {"FAILED": 1}
+    stored = rt.store.get_json(note.summary.summary_key)  # the lists stay in summary.json
+    assert stored["failures"] == [{"invoiceNumber": "REASON-1", "reason": readable}]
+    assert stored["lineItemStates"] == note.summary.line_item_states == {"FAILED": 1}
     report = rt.store._s3.get_object(Bucket=rt.store.bucket, Key=f"runs/{run_id}/report.csv")["Body"].read()
     for text in (note.message, report.decode("utf-8-sig")):
         assert "REASON-1" in text and "Traceback" not in text and "stackTrace" not in text
@@ -226,3 +227,26 @@ def test_finance_reads_a_failure_recorded_by_the_state_machine_without_its_stack
 )
 def test_other_reasons_are_left_as_they_are(reason: str | None) -> None:
     assert steps.readable_reason(reason) == reason
+
+
+def test_a_rerun_takes_a_transiently_failed_invoice_back_with_its_report(rt: Runtime) -> None:
+    """An invoice the state machine recorded FAILED after its report was asked for (the S3 outage of the fault
+    matrix's s3-write-failure) is taken up by the next run with the same reportId: no second report."""
+    api = FlakyReports()
+    r = dataclasses.replace(rt, api=api, pacer=Pacer(rt.ledger.table, {}))  # type: ignore[arg-type]
+    r.ledger.write("OUTAGE-1", None, "run-a", state=InvoiceState.REQUESTED, report_id="OUTAGE-1-R0")
+    record = r.ledger.get("OUTAGE-1")
+    # What "Record invoice failure" leaves: state FAILED with the reason, the reportId untouched, not terminal.
+    r.ledger.write("OUTAGE-1", record, "run-a", state=InvoiceState.FAILED, reason="StorageError: S3 unavailable")
+    out = steps.create_report(
+        steps.CreateReportInput(invoice=steps.ReportTarget(invoice_number="OUTAGE-1"), run_id="run-b"), r
+    )
+    assert (out.status, out.report_id, api.calls) == ("REQUESTED", "OUTAGE-1-R0", 0)
+    api.calls = 1  # the stub's one failure is spent: the download goes through
+    stored = steps.download_document(
+        steps.DownloadDocumentInput(invoice_number="OUTAGE-1", report_document_id="DOC-OUTAGE-1-R0", run_id="run-b"),
+        r,
+    )
+    assert stored.status == "STORED"
+    record = r.ledger.get("OUTAGE-1")
+    assert record is not None and (record.state, record.report_id) == (InvoiceState.STORED, "OUTAGE-1-R0")
