@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
-from helpers import TEMPLATE
+from helpers import local_aws_for
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -22,17 +21,5 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def local_aws(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
     """moto with the template's resources, pointed at the emulator, the LWA secret filled in."""
-    aws = LocalAws(
-        TEMPLATE,
-        {"ApiEndpoint": emulator.base_url, "LwaEndpoint": emulator.lwa_url, "PollSeconds": "1", "MaxPolls": "30"},
-        tmp_path_factory.mktemp("lambda-logs"),
-    )
-    aws.start()
-    assert aws.stack is not None
-    aws.client("secretsmanager").put_secret_value(
-        SecretId=aws.stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
-    )
-    try:
+    with local_aws_for(emulator, tmp_path_factory.mktemp("lambda-logs")) as aws:
         yield aws
-    finally:
-        aws.stop()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,20 @@ def stored_summary(aws: Any, execution: dict[str, Any]) -> dict[str, Any]:
     body = aws.client("s3").get_object(Bucket=aws.stack.output("DocumentBucket"), Key=counts["summaryKey"])["Body"]
     summary: dict[str, Any] = json.loads(body.read())
     return summary
+
+
+@contextmanager
+def local_aws_for(emulator: Any, log_dir: Path, **parameters: str) -> Iterator[Any]:
+    """moto with the template's resources pointed at the emulator, the LWA secret filled in; stopped on exit."""
+    from abrecon_sandbox.aws import LocalAws
+
+    defaults = {"ApiEndpoint": emulator.base_url, "LwaEndpoint": emulator.lwa_url, "PollSeconds": "1", "MaxPolls": "30"}
+    aws = LocalAws(TEMPLATE, defaults | parameters, log_dir)
+    aws.start()
+    try:
+        aws.client("secretsmanager").put_secret_value(
+            SecretId=aws.stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
+        )
+        yield aws
+    finally:
+        aws.stop()

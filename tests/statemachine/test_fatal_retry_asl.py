@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import TEMPLATE, stored_summary
+from helpers import local_aws_for, stored_summary
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -30,27 +30,13 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def local_aws(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    aws = LocalAws(
-        TEMPLATE,
-        {
-            "ApiEndpoint": emulator.base_url,
-            "LwaEndpoint": emulator.lwa_url,
-            "PollSeconds": "1",
-            "MaxPolls": "30",
-            "FatalRetrySeconds": "1",
-            "ApiRateLimits": scaled_rate_limits(SPEED),
-        },
+    with local_aws_for(
+        emulator,
         tmp_path_factory.mktemp("lambda-logs"),
-    )
-    aws.start()
-    assert aws.stack is not None
-    aws.client("secretsmanager").put_secret_value(
-        SecretId=aws.stack.output("LwaSecret"), SecretString=json.dumps(emulator.credentials)
-    )
-    try:
+        FatalRetrySeconds="1",
+        ApiRateLimits=scaled_rate_limits(SPEED),
+    ) as aws:
         yield aws
-    finally:
-        aws.stop()
 
 
 def _run(local_aws: LocalAws, emulator: Emulator, name: str, deadline: float = 240) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import TEMPLATE, stored_summary
+from helpers import local_aws_for, stored_summary
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -26,25 +26,8 @@ def slow_emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def slow_aws(slow_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAws]:
-    aws = LocalAws(
-        TEMPLATE,
-        {
-            "ApiEndpoint": slow_emulator.base_url,
-            "LwaEndpoint": slow_emulator.lwa_url,
-            "PollSeconds": "1",
-            "MaxPolls": "30",
-        },
-        tmp_path_factory.mktemp("lambda-logs"),
-    )
-    aws.start()
-    assert aws.stack is not None
-    aws.client("secretsmanager").put_secret_value(
-        SecretId=aws.stack.output("LwaSecret"), SecretString=json.dumps(slow_emulator.credentials)
-    )
-    try:
+    with local_aws_for(slow_emulator, tmp_path_factory.mktemp("lambda-logs")) as aws:
         yield aws
-    finally:
-        aws.stop()
 
 
 def _start(aws: LocalAws, name: str, run_input: dict[str, Any]) -> str:
