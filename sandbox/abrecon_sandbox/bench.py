@@ -85,6 +85,22 @@ def cost_per_thousand(summary: dict[str, Any], invoices: int) -> dict[str, float
     return {service: round(value * scale, 4) for service, value in costs.items()}
 
 
+def time_over_floor(timeline: dict[str, Any]) -> dict[str, float]:
+    """Split wall - floor into the run's phases: before the first createReport, the createReport pacing, the
+    last document's lag behind the last createReport, and the summary after it. The four add up to wall - floor."""
+    measured, floor = timeline["measured"], timeline["floor"]
+    first_create, last_create = measured["createReport"]
+    last_document = measured["getReportDocument"][1]
+    floor_first_create = floor["getInvoiceDetailsByOrderLineItems"]
+    phases = {
+        "beforeFirstReport": first_create - floor_first_create,
+        "reportPacing": (last_create - first_create) - (floor["createReport"] - floor_first_create),
+        "lastDocument": (last_document - last_create) - (floor["getReportDocument"] - floor["createReport"]),
+        "afterLastDocument": measured["end"] - last_document,
+    }
+    return {phase: round(seconds, 2) for phase, seconds in phases.items()}
+
+
 def run_case(case: Case, workdir: Path) -> dict[str, Any]:
     """Run one case and return its figures."""
     seed, orders = data_set_for(case.invoices)
@@ -108,6 +124,7 @@ def run_case(case: Case, workdir: Path) -> dict[str, Any]:
         "wallSeconds": summary["elapsedSeconds"],
         "floorSeconds": summary["floorSeconds"],
         "wallOverFloor": round(summary["elapsedSeconds"] / summary["floorSeconds"], 3),
+        "secondsOverFloor": time_over_floor(summary["timeline"]),
         "apiCallsPerInvoice": {op: round(c / n, 3) for op, c in sorted(summary["apiCalls"].items())},
         "throttled429": summary["throttled429"],
         "duplicates": summary["duplicates"],
@@ -160,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['lambdaInvocationsPerInvoice']:>10} {r['maxHistoryEvents']:>8} {r['maxPayloadBytes']:>11} "
             f"{r['costPer1000InvoicesUsdTotal']:>7.3f} {naive:>8}"
         )
+    print("\nseconds over the floor, by phase:")
+    for r in results:
+        phases = ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in r["secondsOverFloor"].items())
+        print(f"  N={r['invoices']}: {phases}")
     return 0
 
 

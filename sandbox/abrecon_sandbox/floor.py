@@ -47,13 +47,28 @@ def _serial(count: int, limit: Limit, start: float) -> float:
     return finish
 
 
+def floor_timeline(
+    pages: int, batches: int, latencies_in_creation_order: Iterable[float], limits: dict[str, Limit]
+) -> dict[str, float]:
+    """When, at the earliest, the last page, the last invoice batch, the last createReport and the last
+    getReportDocument could be sent (seconds from the start); the last of them is the floor."""
+    pages_done = _serial(pages, limits["getTransactions"], 0.0)
+    batches_done = _serial(batches, limits["getInvoiceDetailsByOrderLineItems"], pages_done)
+    create = _Bucket(limits["createReport"].rate, limits["createReport"].burst)
+    created = [create.take(batches_done) + latency for latency in latencies_in_creation_order]
+    last_create = create.at if created else batches_done
+    documents = _Bucket(limits["getReportDocument"].rate, limits["getReportDocument"].burst)
+    last_document = max((documents.take(r) for r in sorted(created)), default=batches_done)
+    return {
+        "getTransactions": pages_done,
+        "getInvoiceDetailsByOrderLineItems": batches_done,
+        "createReport": last_create,
+        "getReportDocument": last_document,
+    }
+
+
 def floor_seconds(
     pages: int, batches: int, latencies_in_creation_order: Iterable[float], limits: dict[str, Limit]
 ) -> float:
     """The floor for a run with this many pages, invoice batches and report latencies (all in sandbox seconds)."""
-    t = _serial(pages, limits["getTransactions"], 0.0)
-    t = _serial(batches, limits["getInvoiceDetailsByOrderLineItems"], t)
-    create = _Bucket(limits["createReport"].rate, limits["createReport"].burst)
-    ready = sorted(create.take(t) + latency for latency in latencies_in_creation_order)
-    documents = _Bucket(limits["getReportDocument"].rate, limits["getReportDocument"].burst)
-    return max((documents.take(r) for r in ready), default=t)
+    return floor_timeline(pages, batches, latencies_in_creation_order, limits)["getReportDocument"]

@@ -22,7 +22,7 @@ from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.aws_faults import S3WriteFaults, all_fault_profiles, crash_environment, emulator_profile
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.floor import floor_seconds
+from abrecon_sandbox.floor import floor_timeline
 from abrecon_sandbox.stack import load_template
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -251,6 +251,7 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         run_summary = json.loads(body.read())
     # Calls to another endpoint are not counted: only the built-in emulator sees them.
     stats = emulator.stats() if emulator else {"apiCalls": {}, "throttled429": None}
+    floor = _floor(emulator, options.speed) if emulator else None
     summary = {
         "status": status,
         "executionArn": execution_arn,
@@ -274,7 +275,9 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "stateTransitions": aws.meter.state_transitions,
         "maxHistoryEvents": aws.meter.max_history_events,
         "maxPayloadBytes": aws.meter.max_payload_bytes,
-        "floorSeconds": round(_floor(emulator, options.speed), 2) if emulator else None,
+        "floorSeconds": floor["getReportDocument"] if floor else None,
+        # First and last request per operation, and the floor's last ones: where the time over the floor went.
+        "timeline": {"measured": _timeline(emulator, clock, elapsed), "floor": floor} if floor else None,
         "duplicates": audit.duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
         "apiCalls": stats["apiCalls"],
         "throttled429": stats["throttled429"],
@@ -329,8 +332,8 @@ def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float,
         time.sleep(0.5)
 
 
-def _floor(emulator: Emulator, speed: float) -> float:
-    """The earliest finish Amazon's limits and this run's report latencies allow (see floor.py)."""
+def _floor(emulator: Emulator, speed: float) -> dict[str, float]:
+    """The earliest finish Amazon's limits and this run's report latencies allow, by phase (see floor.py)."""
     stats = emulator.stats()
     calls, throttled = stats["apiCalls"], stats.get("throttled429ByOperation", {})
 
@@ -340,12 +343,22 @@ def _floor(emulator: Emulator, speed: float) -> float:
     reports = sorted(emulator.state.reports.values(), key=lambda r: r.created_mono)
     limits = parse_limits(scaled_rate_limits(speed))
     # The floor is measured against Amazon's own limits, without the pipeline's headroom.
-    return floor_seconds(
+    timeline = floor_timeline(
         answered("getTransactions"),
         answered("getInvoiceDetailsByOrderLineItems"),
         [r.latency_s for r in reports],
         limits,
     )
+    return {phase: round(seconds, 2) for phase, seconds in timeline.items()}
+
+
+def _timeline(emulator: Emulator, started: float, elapsed: float) -> dict[str, Any]:
+    """Seconds from the execution's start to the first and last request of each operation, and to its end."""
+    calls = {
+        operation: [round(first - started, 2), round(last - started, 2)]
+        for operation, (first, last) in emulator.limiter.call_times().items()
+    }
+    return {**calls, "end": round(elapsed, 2)}
 
 
 def _audit(

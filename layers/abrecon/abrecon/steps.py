@@ -8,7 +8,6 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -293,6 +292,10 @@ def _run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
 
 
+def _details_key(invoice_number: str) -> str:
+    return f"invoice-details/{invoice_number}.json"
+
+
 def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunContext:
     """Page through getTransactions for the run's window and keep every line item in S3.
 
@@ -375,8 +378,12 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
         rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
     keys = list(dict.fromkeys(row.key for row in rows))
     lookup = fetch_invoice_details(rt.api, keys)
-    for number, detail in lookup.invoices.items():
-        rt.store.put_json(f"invoice-details/{number}.json", detail.model_dump(mode="json", exclude_none=True))
+    rt.store.put_json_many(
+        {
+            _details_key(number): detail.model_dump(mode="json", exclude_none=True)
+            for number, detail in lookup.invoices.items()
+        }
+    )
     # JP invoices are tax-qualified invoices: check their registration numbers and tax arithmetic.
     checks = check_invoices(lookup.invoices.values()) if rt.settings.region == "JP" else InvoiceChecks()
     rt.store.put_json(_run_key(run.run_id, "checks.json"), _checks_json(checks, rt.settings.region))
@@ -781,18 +788,11 @@ def _summary_flags(run: RunContext, rt: Runtime) -> list[dict[str, str]]:
     return flags[:MAX_FLAGS_IN_SUMMARY]
 
 
-DETAIL_READERS = 16  # parallel S3 reads of invoice details: a 10,000-invoice backfill stays well inside the timeout
-
-
 def _read_details(rt: Runtime, numbers: Iterable[str]) -> dict[str, InvoiceDetail]:
-    """Every document's details as fetch-invoices stored them (invoice-details/<number>.json)."""
+    """Every document's details as fetch-invoices stored them."""
     wanted = sorted(set(numbers))
-
-    def read(number: str) -> InvoiceDetail:
-        return InvoiceDetail.model_validate(rt.store.get_json(f"invoice-details/{number}.json"))
-
-    with ThreadPoolExecutor(max_workers=DETAIL_READERS) as pool:
-        return dict(zip(wanted, pool.map(read, wanted), strict=True))
+    documents = rt.store.get_json_many(_details_key(n) for n in wanted)
+    return {n: InvoiceDetail.model_validate(documents[_details_key(n)]) for n in wanted}
 
 
 def _write_report(

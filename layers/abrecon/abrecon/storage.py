@@ -7,6 +7,7 @@ import json
 import random
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 BATCH_GET_LIMIT = 100
+# S3 requests in flight at once when a step writes or reads one object per invoice: a 10,000-invoice backfill
+# takes seconds instead of minutes, and the state machine's first createReport waits for those writes.
+PARALLEL_S3_REQUESTS = 16
 
 
 class StorageError(Exception):
@@ -106,6 +110,11 @@ class DocumentStore:
         body = json.dumps(data, separators=(",", ":"), default=str).encode()
         return self.put_bytes(key, body, "application/json")
 
+    def put_json_many(self, documents: dict[str, Any]) -> None:
+        """Store many JSON documents (key -> data), several requests at a time; the first failure is raised."""
+        with ThreadPoolExecutor(max_workers=PARALLEL_S3_REQUESTS) as pool:
+            list(pool.map(self.put_json, documents.keys(), documents.values()))
+
     def get_json(self, key: str) -> Any:
         """Read a JSON document written by put_json."""
         try:
@@ -113,6 +122,12 @@ class DocumentStore:
         except ClientError as exc:
             raise StorageError(f"could not read s3://{self.bucket}/{key}: {exc}") from exc
         return json.loads(body)
+
+    def get_json_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Read many JSON documents, several requests at a time: key -> data."""
+        wanted = list(dict.fromkeys(keys))
+        with ThreadPoolExecutor(max_workers=PARALLEL_S3_REQUESTS) as pool:
+            return dict(zip(wanted, pool.map(self.get_json, wanted), strict=True))
 
 
 class InvoiceState(StrEnum):

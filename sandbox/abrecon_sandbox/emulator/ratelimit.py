@@ -69,14 +69,19 @@ class RateLimiter:
     ) -> None:
         self.plans = dict(PUBLISHED_PLANS if plans is None else plans)
         self._buckets = {op: TokenBucket(p.rate * speed, p.burst, clock) for op, p in self.plans.items()}
+        self._clock = clock
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self._first_last: dict[str, tuple[float, float]] = {}
         self.throttled: Counter[str] = Counter()
 
     def count_call(self, operation: str) -> None:
         """Record one HTTP request for ``operation``."""
+        now = self._clock()
         with self._lock:
             self.calls[operation] += 1
+            first, _last = self._first_last.get(operation, (now, now))
+            self._first_last[operation] = (first, now)
 
     def count_throttled(self, operation: str) -> None:
         """Record one 429 that did not come from a bucket (fault injection)."""
@@ -98,6 +103,11 @@ class RateLimiter:
         """Empty a bucket (for tests and fault injection)."""
         with self._lock:
             self._buckets[operation].empty()
+
+    def call_times(self) -> dict[str, tuple[float, float]]:
+        """(first, last) clock reading of the requests per operation: where a run's time went."""
+        with self._lock:
+            return dict(self._first_last)
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
         """Copies of (calls, throttled) per operation."""
