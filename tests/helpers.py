@@ -54,3 +54,37 @@ def local_aws_for(emulator: Any, log_dir: Path, **parameters: str) -> Iterator[A
         yield aws
     finally:
         aws.stop()
+
+
+@contextmanager
+def function_environment(local_aws: Any, monkeypatch: Any, logical_id: str) -> Iterator[None]:
+    """This process gets exactly the environment the template gives one function, pointed at local AWS; the
+    cached settings, runtime and parameters are dropped on entry and exit so each test builds its own."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from abrecon import runs
+    from abrecon.runtime import get_runtime
+    from abrecon.settings import get_settings
+    from abrecon_sandbox.aws import CREDENTIALS
+    from abrecon_sandbox.stack import REGION
+
+    def clear_caches() -> None:
+        get_settings.cache_clear()
+        get_runtime.cache_clear()
+        runs._stepfunctions.cache_clear()
+        parameters.clear_caches()
+
+    spec = local_aws.stack.functions[logical_id]
+    for name, value in {
+        **spec.environment,
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL": local_aws.endpoint_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    clear_caches()
+    try:
+        yield
+    finally:
+        clear_caches()

@@ -15,6 +15,7 @@ from browser import measure_rows, screenshot
 from helpers import ROOT
 from pypdf import PdfReader
 
+from abrecon_sandbox.bench import time_over_floor
 from abrecon_sandbox.run import SandboxOptions, SandboxRun, run_sandbox
 
 REQUIRED_FIELDS = {
@@ -68,6 +69,21 @@ def test_run_succeeds_and_writes_the_summary_contract(sandbox: tuple[int, Sandbo
     assert summary["stateTransitions"] > summary["invoices"] * 4  # every child workflow's states are counted
     assert summary["apiCalls"]["getTransactions"] >= 2  # the data set spans several pages
     assert "> Download each invoice's PDFs" in printed and "execution SUCCEEDED" in printed
+
+
+@pytest.mark.e2e
+def test_the_summary_measures_the_run_against_the_floor(sandbox: tuple[int, SandboxRun, Path, str]) -> None:
+    _, _, summary_file, _ = sandbox
+    summary = json.loads(summary_file.read_text())
+    assert summary["throttled429"] == 0 and summary["deferred"] == 0
+    assert summary["duplicates"] == {"reports": 0, "fatalRetries": 0, "unansweredReports": 0, "objects": 0}
+    assert 0 < summary["maxHistoryEvents"] < 25_000 and 0 < summary["maxPayloadBytes"] < 256 * 1024
+    assert 0 < summary["floorSeconds"] < summary["elapsedSeconds"]
+    measured = summary["timeline"]["measured"]
+    assert measured["createReport"][0] <= measured["createReport"][1] <= measured["getReportDocument"][1]
+    assert measured["getReportDocument"][1] <= measured["end"] == summary["elapsedSeconds"]
+    phases = time_over_floor(summary["timeline"])
+    assert sum(phases.values()) == pytest.approx(summary["elapsedSeconds"] - summary["floorSeconds"], abs=0.05)
 
 
 @pytest.mark.e2e

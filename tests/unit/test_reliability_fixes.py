@@ -15,19 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from helpers import ROOT
+from helpers import ROOT, function_environment
 
 from abrecon import steps
 from abrecon.errors import ServerError
 from abrecon.models import Report, ReportDocument
 from abrecon.pacing import Limit, Pacer
 from abrecon.runtime import Runtime, get_runtime
-from abrecon.settings import get_settings
 from abrecon.storage import DocumentStore, InvoiceState
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.aws_faults import S3WriteFaults
-from abrecon_sandbox.stack import REGION
 
 ASL = ROOT / "statemachine" / "reconcile.asl.json"
 PDF = b"%PDF-1.4\n% invoice\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -36,22 +33,8 @@ PDF = b"%PDF-1.4\n% invoice\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 @pytest.fixture
 def rt(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The runtime a function of the stack builds, in this process."""
-    assert local_aws.stack is not None
-    spec = local_aws.stack.functions["CreateReportFunction"]
-    for name, value in {
-        **spec.environment,
-        **CREDENTIALS,
-        "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    parameters.clear_caches()
-    yield get_runtime()
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    with function_environment(local_aws, monkeypatch, "CreateReportFunction"):
+        yield get_runtime()
 
 
 class FlakyReports:

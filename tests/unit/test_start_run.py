@@ -8,15 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from helpers import load_event, load_handler
+from helpers import function_environment, load_event, load_handler
 
 from abrecon import runs
 from abrecon.errors import ConfigurationError
 from abrecon.runtime import get_runtime
 from abrecon.settings import get_settings
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
-from abrecon_sandbox.stack import REGION
+from abrecon_sandbox.aws import LocalAws
 
 
 class FakeContext:
@@ -31,24 +29,8 @@ class FakeContext:
 @pytest.fixture
 def start_run_env(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """This process gets exactly the environment the template gives StartRunFunction."""
-    assert local_aws.stack is not None
-    spec = local_aws.stack.functions["StartRunFunction"]
-    for name, value in {
-        **spec.environment,
-        **CREDENTIALS,
-        "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    runs._stepfunctions.cache_clear()
-    parameters.clear_caches()
-    yield
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    runs._stepfunctions.cache_clear()
+    with function_environment(local_aws, monkeypatch, "StartRunFunction"):
+        yield
 
 
 def test_a_scheduled_time_starts_one_dated_execution_however_often_it_is_delivered(

@@ -17,17 +17,15 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
+from helpers import function_environment
 
 from abrecon import steps
 from abrecon.errors import DocumentUrlExpiredError
 from abrecon.models import Report, ReportDocument
 from abrecon.runtime import Runtime, get_runtime
-from abrecon.settings import get_settings
 from abrecon.storage import InvoiceState
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.stack import REGION
 
 BROKEN = 3
 
@@ -50,22 +48,8 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def rt(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     """The runtime a function of the stack builds, in this process."""
-    assert local_aws.stack is not None
-    spec = local_aws.stack.functions["FetchInvoicesFunction"]
-    for name, value in {
-        **spec.environment,
-        **CREDENTIALS,
-        "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
-    parameters.clear_caches()
-    yield get_runtime()
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    with function_environment(local_aws, monkeypatch, "FetchInvoicesFunction"):
+        yield get_runtime()
 
 
 def _with(rt: Runtime, **settings: Any) -> Runtime:
