@@ -252,6 +252,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     # Calls to another endpoint are not counted: only the built-in emulator sees them.
     stats = emulator.stats() if emulator else {"apiCalls": {}, "throttled429": None}
     floor = _floor(emulator, options.speed) if emulator else None
+    # First and last request per operation, and the floor's last ones: where the time over the floor went.
+    timeline = {"measured": _timeline(emulator, clock, elapsed), "floor": floor} if emulator and floor else None
     summary = {
         "status": status,
         "executionArn": execution_arn,
@@ -276,8 +278,7 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "maxHistoryEvents": aws.meter.max_history_events,
         "maxPayloadBytes": aws.meter.max_payload_bytes,
         "floorSeconds": floor["getReportDocument"] if floor else None,
-        # First and last request per operation, and the floor's last ones: where the time over the floor went.
-        "timeline": {"measured": _timeline(emulator, clock, elapsed), "floor": floor} if floor else None,
+        "timeline": timeline,
         "duplicates": audit.duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
         "apiCalls": stats["apiCalls"],
         "throttled429": stats["throttled429"],

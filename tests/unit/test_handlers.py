@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from helpers import load_event, load_handler
+from helpers import function_environment, load_event, load_handler
 
 from abrecon.errors import ConfigurationError, InvalidInputError
 from abrecon.runtime import get_runtime
 from abrecon.settings import get_settings
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator
-from abrecon_sandbox.stack import REGION
 
 
 class FakeContext:
@@ -30,26 +29,10 @@ class FakeContext:
 
 @pytest.fixture
 def as_function(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """Give the test process exactly the environment the template gives one function."""
-
-    def use(logical_id: str) -> None:
-        assert local_aws.stack is not None
-        spec = local_aws.stack.functions[logical_id]
-        for name, value in {
-            **spec.environment,
-            **CREDENTIALS,
-            "AWS_ENDPOINT_URL": local_aws.endpoint_url,
-            "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        get_runtime.cache_clear()
-        parameters.clear_caches()  # a fresh execution environment reads the secret anew
-
-    yield use
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    """Give the test process exactly the environment the template gives one function (a fresh execution
+    environment each time: the secret is read anew)."""
+    with ExitStack() as contexts:
+        yield lambda logical_id: contexts.enter_context(function_environment(local_aws, monkeypatch, logical_id))
 
 
 def _transaction_line_items(emulator: Emulator) -> int:
