@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,3 +89,27 @@ def function_environment(local_aws: Any, monkeypatch: Any, logical_id: str) -> I
         yield
     finally:
         clear_caches()
+
+
+def window_of(emulator: Any) -> dict[str, str]:
+    """The execution input for the emulator's whole data window."""
+    return {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
+
+
+def start_execution(aws: Any, name: str, run_input: dict[str, Any]) -> str:
+    """Start the stack's state machine; returns the execution's ARN."""
+    arn: str = aws.client("stepfunctions").start_execution(
+        stateMachineArn=aws.stack.output("ReconcileStateMachine"), name=name, input=json.dumps(run_input)
+    )["executionArn"]
+    return arn
+
+
+def wait_for_execution(aws: Any, arn: str, deadline: float = 240) -> dict[str, Any]:
+    """describe_execution once the execution has ended; fails the test after `deadline` seconds."""
+    sfn = aws.client("stepfunctions")
+    ends = time.monotonic() + deadline
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < ends, "execution did not end"
+        time.sleep(0.25)
+    result: dict[str, Any] = described
+    return result

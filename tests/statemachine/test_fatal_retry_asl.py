@@ -4,14 +4,12 @@ is recorded as failed, and never gets a third."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import local_aws_for, stored_summary
+from helpers import local_aws_for, start_execution, stored_summary, wait_for_execution, window_of
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -40,18 +38,7 @@ def local_aws(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def _run(local_aws: LocalAws, emulator: Emulator, name: str, deadline: float = 240) -> dict[str, Any]:
-    assert local_aws.stack is not None
-    sfn = local_aws.client("stepfunctions")
-    window = {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
-    arn = sfn.start_execution(
-        stateMachineArn=local_aws.stack.output("ReconcileStateMachine"), name=name, input=json.dumps(window)
-    )["executionArn"]
-    ends = time.monotonic() + deadline
-    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < ends, "execution did not end"
-        time.sleep(0.5)
-    result: dict[str, Any] = described
-    return result
+    return wait_for_execution(local_aws, start_execution(local_aws, name, window_of(emulator)), deadline)
 
 
 def test_first_fatal_is_retried_once_and_a_second_fatal_is_recorded(local_aws: LocalAws, emulator: Emulator) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from helpers import local_aws_for, stored_summary
+from helpers import local_aws_for, start_execution, stored_summary, wait_for_execution, window_of
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -30,27 +28,10 @@ def slow_aws(slow_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
         yield aws
 
 
-def _start(aws: LocalAws, name: str, run_input: dict[str, Any]) -> str:
-    assert aws.stack is not None
-    arn: str = aws.client("stepfunctions").start_execution(
-        stateMachineArn=aws.stack.output("ReconcileStateMachine"), name=name, input=json.dumps(run_input)
-    )["executionArn"]
-    return arn
-
-
 def _wait(aws: LocalAws, arn: str, deadline: float = 240) -> dict[str, Any]:
-    sfn = aws.client("stepfunctions")
-    ends = time.monotonic() + deadline
-    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < ends, "execution did not end"
-        time.sleep(0.25)
+    described = wait_for_execution(aws, arn, deadline)
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    summary = stored_summary(aws, described)
-    return summary
-
-
-def _window(emulator: Emulator) -> dict[str, str]:
-    return {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
+    return stored_summary(aws, described)
 
 
 def _reports_per_invoice(emulator: Emulator) -> Counter[str]:
@@ -60,7 +41,7 @@ def _reports_per_invoice(emulator: Emulator) -> Counter[str]:
 def test_deferred_invoices_are_polled_again_by_the_next_run_without_a_new_report(
     slow_aws: LocalAws, slow_emulator: Emulator
 ) -> None:
-    first = _wait(slow_aws, _start(slow_aws, "defer-first", _window(slow_emulator) | {"maxPolls": 1}))
+    first = _wait(slow_aws, start_execution(slow_aws, "defer-first", window_of(slow_emulator) | {"maxPolls": 1}))
     invoices = slow_emulator.invoice_numbers()
     assert first["deferred"] == len(invoices) and first["documentsStored"] == 0
     assert {d["invoiceNumber"] for d in first["deferrals"]} == invoices
@@ -71,7 +52,7 @@ def test_deferred_invoices_are_polled_again_by_the_next_run_without_a_new_report
     # A window with no transactions at all: the only work is what the ledger says is still open.
     later = slow_emulator.config.window_end + timedelta(hours=1)
     empty_window = {"from": later.isoformat(), "to": (later + timedelta(hours=1)).isoformat()}
-    second = _wait(slow_aws, _start(slow_aws, "defer-second", empty_window))
+    second = _wait(slow_aws, start_execution(slow_aws, "defer-second", empty_window))
     assert second["lineItems"] == 0 and second["deferred"] == 0 and second["failed"] == 0
     assert second["documentsStored"] == sum(len(d) for d in slow_emulator.expected_documents().values())
     assert max(_reports_per_invoice(slow_emulator).values()) == 1, "a deferred invoice must reuse its reportId"
@@ -79,10 +60,10 @@ def test_deferred_invoices_are_polled_again_by_the_next_run_without_a_new_report
 
 def test_overlapping_executions_never_ask_twice_nor_store_twice(local_aws: LocalAws, emulator: Emulator) -> None:
     """The schedule and a manual backfill on the same window, started together, share the work through the ledger."""
-    window = _window(emulator)
+    window = window_of(emulator)
     arns: list[str] = []
     starters = [
-        threading.Thread(target=lambda n=n: arns.append(_start(local_aws, n, window)))
+        threading.Thread(target=lambda n=n: arns.append(start_execution(local_aws, n, window)))
         for n in ("overlap-schedule", "overlap-backfill")
     ]
     for starter in starters:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
-from helpers import ROOT, stored_summary
+from helpers import ROOT, start_execution, stored_summary, wait_for_execution, window_of
 
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator
@@ -44,18 +43,7 @@ def test_every_task_failure_in_the_item_workflow_is_caught() -> None:
 
 
 def _run(local_aws: LocalAws, emulator: Emulator, name: str, deadline: float = 120) -> dict[str, Any]:
-    assert local_aws.stack is not None
-    sfn = local_aws.client("stepfunctions")
-    window = {"from": emulator.config.window_start.isoformat(), "to": emulator.config.window_end.isoformat()}
-    arn = sfn.start_execution(
-        stateMachineArn=local_aws.stack.output("ReconcileStateMachine"), name=name, input=json.dumps(window)
-    )["executionArn"]
-    ends = time.monotonic() + deadline
-    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < ends, "execution did not end"
-        time.sleep(0.25)
-    result: dict[str, Any] = described
-    return result
+    return wait_for_execution(local_aws, start_execution(local_aws, name, window_of(emulator)), deadline)
 
 
 def test_execution_stores_every_invoice_and_a_rerun_asks_for_nothing_twice(
