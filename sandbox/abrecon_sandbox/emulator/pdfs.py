@@ -9,7 +9,7 @@ import struct
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,18 +32,44 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def _new_page(page_format: str, title: str, author: str) -> FPDF:
+    """A one-page document with fixed metadata, so the same input always gives the same bytes."""
+    pdf = FPDF(format=page_format)
+    pdf.set_creation_date(_FIXED_DATE)
+    pdf.set_producer("abrecon Amazon Business emulator")
+    pdf.set_title(title)
+    pdf.set_author(author)
+    pdf.set_auto_page_break(auto=False)
+    pdf.add_page()
+    return pdf
+
+
+def _header_and_parties(pdf: FPDF, header: Sequence[str], bill_to: Iterable[str], seller: Iterable[str]) -> None:
+    """The header lines, then "Bill to" and "Sold by" side by side; leaves the cursor below the longer one."""
+    for line in header:
+        pdf.cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+
+    top = pdf.get_y()
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(95, 6, "Bill to", new_x="RIGHT", new_y="TOP")
+    pdf.cell(95, 6, "Sold by", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    for line in bill_to:
+        pdf.cell(95, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+    bottom = pdf.get_y()
+    pdf.set_xy(pdf.l_margin + 95, top + 6)
+    for line in seller:
+        pdf.cell(95, 5, _latin1(line), new_x="LEFT", new_y="NEXT")
+    pdf.set_xy(pdf.l_margin, max(bottom, pdf.get_y()) + 6)
+
+
 def render_document(doc: Document, profile: RegionProfile) -> bytes:
     """Render one invoice or credit memo as a one-page PDF (same input, same bytes)."""
     if doc.jp is not None:
         return render_jp_document(doc, doc.jp)
     is_invoice = doc.kind == STANDARD
-    pdf = FPDF(format="letter")
-    pdf.set_creation_date(_FIXED_DATE)
-    pdf.set_producer("abrecon Amazon Business emulator")
-    pdf.set_title(f"{'Invoice' if is_invoice else 'Credit Memo'} {doc.number}")
-    pdf.set_author(profile.seller_name)
-    pdf.set_auto_page_break(auto=False)
-    pdf.add_page()
+    pdf = _new_page("letter", f"{'Invoice' if is_invoice else 'Credit Memo'} {doc.number}", profile.seller_name)
 
     pdf.set_font("Helvetica", "B", 20)
     pdf.cell(0, 10, "Invoice" if is_invoice else "Credit Memo", new_x="LMARGIN", new_y="NEXT")
@@ -56,22 +82,7 @@ def render_document(doc: Document, profile: RegionProfile) -> bytes:
     ]
     if doc.associated_invoice_number and doc.associated_invoice_date:
         header.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
-    for line in header:
-        pdf.cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-
-    top = pdf.get_y()
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(95, 6, "Bill to", new_x="RIGHT", new_y="TOP")
-    pdf.cell(95, 6, "Sold by", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
-    for line in doc.bill_to.lines():
-        pdf.cell(95, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    bottom = pdf.get_y()
-    pdf.set_xy(pdf.l_margin + 95, top + 6)
-    for line in (profile.seller_name, *profile.seller_address):
-        pdf.cell(95, 5, _latin1(line), new_x="LEFT", new_y="NEXT")
-    pdf.set_xy(pdf.l_margin, max(bottom, pdf.get_y()) + 6)
+    _header_and_parties(pdf, header, doc.bill_to.lines(), (profile.seller_name, *profile.seller_address))
 
     widths = (26, 92, 14, 28, 30)
     aligns = ("L", "L", "R", "R", "R")
@@ -119,13 +130,7 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     is_invoice = doc.kind == STANDARD
     title = "Invoice (Qualified Invoice)" if is_invoice else "Credit Memo (Qualified Return Invoice)"
     word = "Invoice" if is_invoice else "Credit memo"
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(_FIXED_DATE)
-    pdf.set_producer("abrecon Amazon Business emulator")
-    pdf.set_title(f"{title} {doc.number}")
-    pdf.set_author(jp.issuer.romaji)
-    pdf.set_auto_page_break(auto=False)
-    pdf.add_page()
+    pdf = _new_page("A4", f"{title} {doc.number}", jp.issuer.romaji)
 
     pdf.set_font("Helvetica", "B", 18)
     pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
@@ -141,22 +146,8 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
         header.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
     if jp.consolidated_pending:
         header.append("Consolidated invoice: Pending")
-    for line in header:
-        pdf.cell(0, 6, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-
-    top = pdf.get_y()
-    pdf.set_font("Helvetica", "B", 10)
-    pdf.cell(95, 6, "Bill to", new_x="RIGHT", new_y="TOP")
-    pdf.cell(95, 6, "Sold by", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
-    for line in doc.bill_to.lines():
-        pdf.cell(95, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    bottom = pdf.get_y()
-    pdf.set_xy(pdf.l_margin + 95, top + 6)
-    for line in (jp.seller.romaji, f"Registration number: {jp.seller.registration_number}"):
-        pdf.cell(95, 5, _latin1(line), new_x="LEFT", new_y="NEXT")
-    pdf.set_xy(pdf.l_margin, max(bottom, pdf.get_y()) + 6)
+    seller = (jp.seller.romaji, f"Registration number: {jp.seller.registration_number}")
+    _header_and_parties(pdf, header, doc.bill_to.lines(), seller)
 
     widths = (24, 84, 12, 28, 12, 30)
     aligns = ("L", "L", "R", "R", "R", "R")
