@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import time
-import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 import pypdf
 import pytest
 import requests
+from emulator_helpers import MODELS, TIMEOUT, WINDOW_END, WINDOW_START, make_config, unpack
 
-from abrecon_sandbox.emulator import Emulator, EmulatorConfig
+from abrecon_sandbox.emulator import Emulator
 from abrecon_sandbox.emulator.dataset import Dataset
-
-WINDOW_START = datetime(2025, 3, 1, tzinfo=UTC)
-WINDOW_END = datetime(2025, 3, 8, tzinfo=UTC)
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "api-models"
-TIMEOUT = 5.0
-
-
-def make_config(**overrides: Any) -> EmulatorConfig:
-    """A config over a fixed window, fast enough for tests."""
-    values: dict[str, Any] = {
-        "seed": 7,
-        "orders": 30,
-        "speed": 200.0,
-        "report_latency_seconds": (2.0, 10.0),
-        "window_start": WINDOW_START,
-        "window_end": WINDOW_END,
-    }
-    values.update(overrides)
-    return EmulatorConfig(**values)
 
 
 def login(emulator: Emulator) -> dict[str, str]:
@@ -138,15 +117,6 @@ def fetch_document(emulator: Emulator, headers: dict[str, str], document_id: str
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def unpack(data: bytes) -> list[tuple[str, bytes]]:
-    """gunzip, then unzip every entry."""
-    assert data[:2] == b"\x1f\x8b"
-    inner = gzip.decompress(data)
-    assert inner[:4] == b"PK\x03\x04"
-    with zipfile.ZipFile(io.BytesIO(inner)) as archive:
-        return [(name, archive.read(name)) for name in archive.namelist()]
 
 
 def download_report(emulator: Emulator, headers: dict[str, str], invoice_id: str, **options: str) -> Any:
