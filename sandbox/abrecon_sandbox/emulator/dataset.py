@@ -419,24 +419,17 @@ class Dataset:
         line_id = self._unique(lambda: self._digits(rng.choice((13, 14))))
         quantity = rng.choice((1, 1, 1, 2, 2, 3, 5, 10))
         if jp_rate is None:  # NA: prices in cents, sales tax on top, shipping per line
-            return LineItem(
-                order_id=order_id,
-                order_line_item_id=line_id,
-                shipment_id=shipment_id,
-                asin=asin,
-                title=title,
-                unspsc=unspsc,
-                quantity=quantity,
-                unit_price=Decimal(rng.randint(low, high)) / 100,
-                tax_rate=rng.choice(self.profile.tax_rates),
-                shipping=rng.choice((Decimal(0), Decimal(0), Decimal("4.99"), Decimal("7.5"))),
-            )
-        # JP: tax-inclusive whole yen; shipping is an invoice-level fee.
-        unit_price = Decimal(rng.randint(low, high))
-        discount = -Decimal(rng.choice((50, 100, 200, 300))) if rng.random() < 0.15 else Decimal(0)
-        gift_wrap = Decimal(rng.choice((110, 220))) if rng.random() < 0.08 else Decimal(0)
-        split = rng.randint(1, quantity - 1) if quantity > 1 and rng.random() < 0.2 else 0
-        jp = JpItem(line_id, asin, title, jp_rate, quantity, unit_price, discount, gift_wrap, split)
+            unit_price = Decimal(rng.randint(low, high)) / 100
+            tax_rate = rng.choice(self.profile.tax_rates)
+            shipping = rng.choice((Decimal(0), Decimal(0), Decimal("4.99"), Decimal("7.5")))
+            jp = None
+        else:  # JP: tax-inclusive whole yen; shipping is an invoice-level fee.
+            unit_price = Decimal(rng.randint(low, high))
+            discount = -Decimal(rng.choice((50, 100, 200, 300))) if rng.random() < 0.15 else Decimal(0)
+            gift_wrap = Decimal(rng.choice((110, 220))) if rng.random() < 0.08 else Decimal(0)
+            split = rng.randint(1, quantity - 1) if quantity > 1 and rng.random() < 0.2 else 0
+            tax_rate, shipping = jp_rate, Decimal(0)
+            jp = JpItem(line_id, asin, title, jp_rate, quantity, unit_price, discount, gift_wrap, split)
         return LineItem(
             order_id=order_id,
             order_line_item_id=line_id,
@@ -446,8 +439,8 @@ class Dataset:
             unspsc=unspsc,
             quantity=quantity,
             unit_price=unit_price,
-            tax_rate=jp_rate,
-            shipping=Decimal(0),
+            tax_rate=tax_rate,
+            shipping=shipping,
             jp=jp,
         )
 
