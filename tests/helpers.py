@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -113,3 +114,21 @@ def wait_for_execution(aws: Any, arn: str, deadline: float = 240) -> dict[str, A
         time.sleep(0.25)
     result: dict[str, Any] = described
     return result
+
+
+@contextmanager
+def kept_sandbox_run(options: Any) -> Iterator[tuple[int, Any, io.StringIO]]:
+    """`abrecon sandbox run` once, its local AWS and emulator kept running for inspection: (exit code, the
+    SandboxRun, what it printed); both are stopped on exit."""
+    from abrecon_sandbox.run import run_sandbox
+
+    out = io.StringIO()
+    kept: list[Any] = []
+    code = run_sandbox(options, out=out, keep=kept)
+    run = kept[0]
+    try:
+        yield code, run, out
+    finally:
+        run.aws.stop()
+        if run.emulator:
+            run.emulator.stop()

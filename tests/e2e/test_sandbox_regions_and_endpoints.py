@@ -4,16 +4,16 @@ loopback playing "someone's own mock"."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import kept_sandbox_run
 
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run import LWA_CREDENTIAL_ENV, SandboxOptions, SandboxRun, lwa_credentials_from, run_sandbox
+from abrecon_sandbox.run import LWA_CREDENTIAL_ENV, SandboxOptions, SandboxRun, lwa_credentials_from
 
 JP_MARKETPLACE = "A1VC38T7YXB528"
 BROKEN = 3
@@ -29,16 +29,8 @@ def jp_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Sand
         summary_file=workdir / "summary.json",
         log_dir=workdir / "logs",
     )
-    out = io.StringIO()
-    kept: list[SandboxRun] = []
-    code = run_sandbox(options, out=out, keep=kept)
-    run = kept[0]
-    try:
+    with kept_sandbox_run(options) as (code, run, out):
         yield code, run, json.loads(Path(workdir / "summary.json").read_text()), out.getvalue()
-    finally:
-        run.aws.stop()
-        if run.emulator:
-            run.emulator.stop()
 
 
 @pytest.mark.e2e
@@ -93,11 +85,7 @@ def test_run_against_another_endpoint(own_mock: Emulator, tmp_path: Path, monkey
         summary_file=tmp_path / "summary.json",
         log_dir=tmp_path / "logs",
     )
-    out = io.StringIO()
-    kept: list[SandboxRun] = []
-    code = run_sandbox(options, out=out, keep=kept)
-    run = kept[0]
-    try:
+    with kept_sandbox_run(options) as (code, run, out):
         assert code == 0, out.getvalue()
         assert run.emulator is None  # the built-in emulator never started
         summary = json.loads((tmp_path / "summary.json").read_text())
@@ -114,5 +102,3 @@ def test_run_against_another_endpoint(own_mock: Emulator, tmp_path: Path, monkey
             for name, content in docs:
                 key = f"documents/ATVPDKIKX0DER/{number}/{name}"
                 assert s3.get_object(Bucket=summary["bucket"], Key=key)["Body"].read() == content
-    finally:
-        run.aws.stop()

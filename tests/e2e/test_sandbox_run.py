@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from browser import measure_rows, screenshot
-from helpers import ROOT
+from helpers import ROOT, kept_sandbox_run
 from pypdf import PdfReader
 
 from abrecon_sandbox.bench import time_over_floor
-from abrecon_sandbox.run import SandboxOptions, SandboxRun, run_sandbox
+from abrecon_sandbox.run import SandboxOptions, SandboxRun
 
 REQUIRED_FIELDS = {
     "status",
@@ -38,16 +38,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, San
     """One default sandbox run (30 orders), kept open for inspection."""
     workdir = tmp_path_factory.mktemp("sandbox")
     summary_file = workdir / "summary.json"
-    out = io.StringIO()
-    kept: list[SandboxRun] = []
     options = SandboxOptions(summary_file=summary_file, log_dir=workdir / "logs", export_dir=workdir / "export")
-    code = run_sandbox(options, out=out, keep=kept)
-    run = kept[0]
-    try:
+    with kept_sandbox_run(options) as (code, run, out):
         yield code, run, summary_file, out.getvalue()
-    finally:
-        run.aws.stop()
-        run.emulator.stop()
 
 
 @pytest.mark.e2e

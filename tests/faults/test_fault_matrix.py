@@ -25,7 +25,6 @@ figures go to test-artifacts/faults/<profile>.json.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -33,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, kept_sandbox_run
 
 from abrecon_sandbox.aws_faults import AWS_FAULT_PROFILES, all_fault_profiles
 from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
-from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox, run_sandbox
+from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox
 
 CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash")
 # Profiles whose every token exchange fails: no run can read anything, so the run must fail loudly instead.
@@ -128,12 +127,8 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
         log_dir=tmp_path / "logs",
         summary_file=tmp_path / "first.json",
     )
-    printed = io.StringIO()
-    kept: list[SandboxRun] = []
     started = time.monotonic()
-    first_code = run_sandbox(options, out=printed, keep=kept)
-    run = kept[0]
-    try:
+    with kept_sandbox_run(options) as (first_code, run, printed):
         first = run.summary
         first_seconds = time.monotonic() - started
         again = time.monotonic()
@@ -176,10 +171,6 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
         if profile == "handler-crash":
             # A killed Lambda process is retried by the state machine: the first run already stores everything.
             assert first["failed"] == 0, first["failures"]
-    finally:
-        run.aws.stop()
-        if run.emulator:
-            run.emulator.stop()
 
 
 def _check_stored_documents(run: SandboxRun, ledger: dict[str, dict[str, Any]], expected: dict[str, str]) -> None:
