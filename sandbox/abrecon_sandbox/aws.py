@@ -21,6 +21,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from abrecon_sandbox.aws_faults import S3WriteFaults
 from abrecon_sandbox.lambdas import LambdaRouter, WorkerPool
 from abrecon_sandbox.meter import StepFunctionsMeter
+from abrecon_sandbox.quotas import StepFunctionsQuotas
 from abrecon_sandbox.stack import REGION, Stack, build_stack
 
 # moto's documented dummy credentials, valid only against the local moto server.
@@ -50,8 +51,10 @@ class LocalAws:
         max_workers_per_function: int = 4,  # each worker costs a second of CPU to start: on 2 cores, few do more
         function_env: Mapping[str, Mapping[str, str]] | None = None,
         s3_faults: S3WriteFaults | None = None,
+        speed: float = 1.0,  # the run's speed factor: Lambda's Timeout is kept on Amazon's clock (amazon_clock.py)
     ) -> None:
         self._template = template
+        self._speed = speed
         self._parameters = parameters
         self._log_dir = log_dir
         self._stack_name = stack_name
@@ -65,6 +68,7 @@ class LocalAws:
         self.stack: Stack | None = None
         self.endpoint_url = ""
         self.meter = StepFunctionsMeter()
+        self.quotas = StepFunctionsQuotas(self.meter)
         self.router: LambdaRouter | None = None
 
     def __enter__(self) -> LocalAws:
@@ -81,6 +85,7 @@ class LocalAws:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.meter.install()
+        self.quotas.install()
         for name, value in CREDENTIALS.items():
             os.environ.setdefault(name, value)
         router = LambdaRouter(DomainDispatcherApplication(create_backend_app))
@@ -115,7 +120,12 @@ class LocalAws:
                 directory.mkdir(parents=True)
                 function_env.setdefault(logical_id, {})[name] = str(directory)
         self.pool = WorkerPool(
-            self.stack.functions.values(), worker_env, self._log_dir, self._max_workers, function_env=function_env
+            self.stack.functions.values(),
+            worker_env,
+            self._log_dir,
+            self._max_workers,
+            function_env=function_env,
+            speed=self._speed,
         )
         router.pool = self.pool
         router.s3_faults = self.s3_faults
@@ -146,6 +156,7 @@ class LocalAws:
         if self._thread:
             self._thread.join(timeout=10)
         self.meter.uninstall()
+        self.quotas.uninstall()
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

@@ -8,6 +8,11 @@ Sandbox-only, outside the handler (the product has no such code path): an audit 
 handler opens for writing and every directory it makes (answered as `diskWrites`), and with
 ABRECON_SANDBOX_CRASH_AFTER_PUT (invoice numbers; the handler-crash fault profile) the process kills itself right
 after a successful S3 PutObject of a documents/ key of one of those invoices.
+
+Lambda's Timeout is kept on Amazon's clock (amazon_clock.py: wall time plus the sped-up waits multiplied back by
+the speed factor, SANDBOX_SPEED): the context's `get_remaining_time_in_millis()` counts down on it, and a watchdog
+thread ends an invocation that runs out as Lambda does: the answer is `Sandbox.Timedout` ("Task timed out after
+N.NN seconds") and the execution environment goes away (this process exits; the next invocation is a cold start).
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ import os
 import signal
 import struct
 import sys
+import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
+from abrecon_sandbox.amazon_clock import SPEED_ENV, AmazonClock, Mark
+
 HEADER = struct.Struct(">I")
 CRASH_ENV = "ABRECON_SANDBOX_CRASH_AFTER_PUT"  # aws_faults.CRASH_ENV (not imported: keep this module light)
+WATCHDOG_INTERVAL_SECONDS = 0.02
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _disk_writes: list[str] = []
 
@@ -98,11 +107,54 @@ class FakeLambdaContext:
     aws_request_id: str
     log_group_name: str
     log_stream_name: str
-    deadline: float
+    timeout_seconds: float
+    clock: AmazonClock
+    started: Mark
+
+    def amazon_elapsed(self) -> float:
+        """Seconds of Amazon time the invocation has used."""
+        return self.clock.elapsed(self.started)
 
     def get_remaining_time_in_millis(self) -> int:
-        """Milliseconds left before the function's timeout."""
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+        """Milliseconds left before the function's timeout, on Amazon's clock."""
+        return max(0, int((self.timeout_seconds - self.amazon_elapsed()) * 1000))
+
+
+class Answerer:
+    """Writes each invocation's one answer: the handler's, or the watchdog's timeout, whichever comes first."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._open: str | None = None  # the request id awaiting its answer
+
+    def start(self, request_id: str) -> None:
+        """An invocation begins."""
+        with self._lock:
+            self._open = request_id
+
+    def answer(self, request_id: str, message: dict[str, Any]) -> bool:
+        """Send the answer of request_id unless it was answered already; True if this one was sent."""
+        with self._lock:
+            if self._open != request_id:
+                return False
+            self._open = None
+            write_message(self._stream, message)
+            return True
+
+
+def _watch(context: FakeLambdaContext, answerer: Answerer, done: threading.Event) -> None:
+    """End the invocation (and this execution environment) once its Amazon time has run out."""
+    while not done.wait(WATCHDOG_INTERVAL_SECONDS):
+        if context.amazon_elapsed() < context.timeout_seconds:
+            continue
+        message = f"Task timed out after {context.timeout_seconds:.2f} seconds"
+        payload = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message})
+        if answerer.answer(context.aws_request_id, {"ok": False, "timedOut": True, "payload": payload}):
+            sys.stderr.write(f"{context.aws_request_id} {message}\n")
+            sys.stderr.flush()
+            os._exit(0)  # Lambda discards the environment of a timed-out invocation
+        return
 
 
 def main() -> None:
@@ -110,6 +162,9 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # handler output joins the log, never the protocol
     code_dir, handler_spec = sys.argv[1], sys.argv[2]
+    clock = AmazonClock(float(os.environ.get(SPEED_ENV, "1")))
+    clock.install()  # before the handler is imported: its modules bind time.sleep as a default argument
+    answerer = Answerer(protocol_out)
     sys.addaudithook(_audit)
     victims = {n for n in os.environ.get(CRASH_ENV, "").split(",") if n}
     if victims:
@@ -129,8 +184,13 @@ def main() -> None:
             aws_request_id=str(uuid.uuid4()),
             log_group_name=f"/aws/lambda/{function_name}",
             log_stream_name="sandbox",
-            deadline=time.monotonic() + timeout,
+            timeout_seconds=timeout,
+            clock=clock,
+            started=clock.mark(),
         )
+        answerer.start(context.aws_request_id)
+        done = threading.Event()
+        threading.Thread(target=_watch, args=(context, answerer, done), daemon=True).start()
         started = time.perf_counter()
         try:
             result = handler(json.loads(request["payload"]), context)
@@ -147,10 +207,12 @@ def main() -> None:
                 ),
             }
             traceback.print_exc()
+        done.set()
         answer["durationMs"] = (time.perf_counter() - started) * 1000
+        answer["amazonSeconds"] = context.amazon_elapsed()
         answer["diskWrites"] = _disk_writes[:]
         _disk_writes.clear()
-        write_message(protocol_out, answer)
+        answerer.answer(context.aws_request_id, answer)
 
 
 if __name__ == "__main__":

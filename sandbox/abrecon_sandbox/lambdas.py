@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from abrecon_sandbox.amazon_clock import SPEED_ENV
 from abrecon_sandbox.aws_faults import S3WriteFaults
 from abrecon_sandbox.lambda_worker import read_message, write_message
 
 AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
+# The worker ends a timed-out invocation itself, on Amazon's clock (amazon_clock.py); this much wall time past the
+# Timeout (never shorter than Amazon time when speed >= 1) the pool kills a worker that could not (stuck in C code).
+BACKSTOP_GRACE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,15 @@ class Worker:
     """One worker process: one invocation at a time, like one Lambda execution environment."""
 
     def __init__(
-        self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path, extra_env: Mapping[str, str] | None = None
+        self,
+        spec: FunctionSpec,
+        base_env: dict[str, str],
+        log_dir: Path,
+        extra_env: Mapping[str, str] | None = None,
+        speed: float = 1.0,
     ) -> None:
         self.spec = spec
+        self._backstop = spec.timeout_seconds / min(1.0, speed) + BACKSTOP_GRACE_SECONDS
         env = {
             **base_env,
             **spec.environment,
@@ -63,6 +73,7 @@ class Worker:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             "SANDBOX_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+            SPEED_ENV: repr(speed),
         }
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -75,7 +86,7 @@ class Worker:
         )
 
     def invoke(self, payload: bytes) -> dict[str, Any]:
-        """Run one invocation; a worker that outlives the timeout is killed, as Lambda would."""
+        """Run one invocation; one that outlives the timeout on Amazon's clock ends its worker, as Lambda does."""
         assert self._process.stdin and self._process.stdout
         write_message(self._process.stdin, {"arn": self.spec.arn, "payload": payload.decode() or "{}"})
         answer: list[dict[str, Any] | None] = []
@@ -84,13 +95,17 @@ class Worker:
             daemon=True,
         )
         reader.start()
-        reader.join(self.spec.timeout_seconds)
+        reader.join(self._backstop)
         if not reader.is_alive() and answer and answer[0] is None:  # end of stream: the process died
             self.stop()
             raise FunctionCrash(f"Runtime exited with error: exit status {self._process.returncode}")
         if reader.is_alive() or not answer or answer[0] is None:
+            self._process.kill()
             self.stop()
-            raise FunctionTimeout(f"Task timed out after {self.spec.timeout_seconds} seconds")
+            raise FunctionTimeout(f"Task timed out after {self.spec.timeout_seconds:.2f} seconds")
+        if answer[0].get("timedOut"):  # the worker's watchdog answered and its process is ending
+            self.stop()
+            raise FunctionTimeout(json.loads(answer[0]["payload"])["errorMessage"])
         return answer[0]
 
     @property
@@ -119,6 +134,7 @@ class InvocationStats:
     gb_seconds: float = 0.0
     cold_starts: int = 0
     crashes: Counter[str] = field(default_factory=Counter)  # invocations whose process died (Runtime.ExitError)
+    timeouts: Counter[str] = field(default_factory=Counter)  # invocations ended at the Timeout (Sandbox.Timedout)
     # Files a handler opened for writing (or directories it made), per function: the audit hook of lambda_worker.
     disk_writes: dict[str, list[str]] = field(default_factory=dict)
 
@@ -133,8 +149,10 @@ class WorkerPool:
         log_dir: Path,
         max_workers_per_function: int = 8,
         function_env: Mapping[str, Mapping[str, str]] | None = None,
+        speed: float = 1.0,
     ) -> None:
         self._specs = {spec.arn: spec for spec in functions}
+        self._speed = speed  # the sandbox's speed factor: the workers keep Lambda's Timeout on Amazon's clock
         self._function_env = dict(function_env or {})  # logical id -> the sandbox's extra variables
         self._specs.update({spec.name: spec for spec in self._specs.values()})
         self._base_env = base_env
@@ -163,7 +181,7 @@ class WorkerPool:
                     self.stats.cold_starts += 1
                     break
                 self._lock.wait()
-        worker = Worker(spec, self._base_env, self._log_dir, self._function_env.get(spec.logical_id))
+        worker = Worker(spec, self._base_env, self._log_dir, self._function_env.get(spec.logical_id), self._speed)
         with self._lock:
             self._all.append(worker)
         return worker
@@ -187,6 +205,8 @@ class WorkerPool:
             writes = [str(w) for w in answer.get("diskWrites", [])]
         except FunctionTimeout as exc:
             ok, body = False, json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": str(exc)}).encode()
+            with self._lock:
+                self.stats.timeouts[spec.name] += 1
         except FunctionCrash as exc:  # what Lambda answers when the runtime process dies mid-invocation
             ok, body = False, json.dumps({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}).encode()
             with self._lock:

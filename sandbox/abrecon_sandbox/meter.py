@@ -54,6 +54,16 @@ class StepFunctionsMeter:
             EventManager.add_event = self._original  # type: ignore[method-assign]
             self._original = None
 
+    def history_events(self, context: Any) -> int:
+        """The events published so far in one event-history context (an execution or a Map child)."""
+        with self._lock:
+            return self._events.get(context, 0)
+
+    def note_payload(self, size: int) -> None:
+        """Count a payload no event carries (a Distributed Map's aggregated result, quotas.py) in the largest."""
+        with self._lock:
+            self.max_payload_bytes = max(self.max_payload_bytes, size)
+
     @property
     def max_history_events(self) -> int:
         """The largest history of any single execution or child workflow so far."""

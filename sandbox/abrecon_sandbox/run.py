@@ -167,6 +167,7 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
         s3_faults=S3WriteFaults(options.seed, emulator.invoice_numbers())
         if emulator and options.faults == "s3-write-failure"
         else None,
+        speed=options.speed,
     )
     try:
         aws.start()
@@ -277,6 +278,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "stateTransitions": aws.meter.state_transitions,
         "maxHistoryEvents": aws.meter.max_history_events,
         "maxPayloadBytes": aws.meter.max_payload_bytes,
+        "maxMapResultBytes": aws.quotas.max_map_result_bytes,
+        "quotaViolations": list(aws.quotas.violations),
         "floorSeconds": floor["getReportDocument"] if floor else None,
         "timeline": timeline,
         "duplicates": audit.duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
@@ -285,6 +288,7 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "throttled429ByOperation": stats.get("throttled429ByOperation", {}),
         "lambdaInvocations": dict(aws.pool.stats.invocations),
         "lambdaGbSeconds": round(aws.pool.stats.gb_seconds, 3),
+        "lambdaTimeouts": sum(aws.pool.stats.timeouts.values()),
         "awsRequests": dict(aws.router.requests) if aws.router else {},
         "financeMessage": _receive(aws, finance_inbox, name),
         "reportKey": run_summary.get("reportKey"),
@@ -420,6 +424,10 @@ def _audit(
     if crashes:
         injected["handler-crash"] += crashes
     found["faultsInjected"] = dict(sorted(injected.items()))
+    if summary["quotaViolations"]:
+        problems.append(f"Step Functions quotas exceeded: {summary['quotaViolations']}")
+    if summary["lambdaTimeouts"]:
+        problems.append(f"{summary['lambdaTimeouts']} Lambda invocations ran out of time (Sandbox.Timedout)")
     found["audit"] = {"passed": not problems, "problems": problems}
     return found
 

@@ -190,6 +190,10 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
     strangers = sorted({r["Type"] for r in resources.values()} - set(order))
     if strangers:
         raise TemplateError(f"the sandbox does not know how to create {strangers}; teach sandbox/stack.py")
+    for logical_id, resource in resources.items():  # SAM's implicit role of a state machine, <LogicalId>Role
+        if resource["Type"] == "AWS::Serverless::StateMachine" and "Role" not in resource.get("Properties", {}):
+            name = resolver.resolve(resource["Properties"].get("Name")) or f"{stack.name}-{logical_id}"
+            stack.attributes[(f"{logical_id}Role", "Arn")] = _state_machine_role_arn(name)
     for resource_type in order:
         for logical_id, resource in resources.items():
             if resource["Type"] != resource_type:
@@ -413,6 +417,10 @@ def _function(
         stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
 
 
+def _state_machine_role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role"
+
+
 def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client: Any, arn_prefix: str) -> None:
     definition = (stack.root / props["DefinitionUri"]).read_text()
     substitutions = {k: str(v) for k, v in props.get("DefinitionSubstitutions", {}).items()}
@@ -425,7 +433,7 @@ def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client:
         name=name,
         definition=definition,
         type=props.get("Type", "STANDARD"),
-        roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role",
+        roleArn=_state_machine_role_arn(name),
     )
     stack.refs[logical_id] = machine["stateMachineArn"]
     stack.attributes[(logical_id, "Name")] = name

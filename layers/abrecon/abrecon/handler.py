@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from abrecon import steps
+from abrecon.budget import TimeBudget
 from abrecon.errors import InvalidInputError
 from abrecon.runtime import Runtime, get_runtime
 
@@ -35,7 +37,10 @@ def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], st
             # Name the fields, never echo their values: payloads may carry invoice data.
             fields = ", ".join(".".join(str(p) for p in err["loc"]) + f" ({err['type']})" for err in exc.errors())
             raise InvalidInputError(f"{step.__name__}: invalid input: {fields}") from exc
-        result = step(request, get_runtime())
+        runtime = get_runtime()
+        # This invocation's own clock: loops and waits inside the step stop in time to hand over (Lambda's Timeout).
+        budget = TimeBudget(context.get_remaining_time_in_millis, runtime.settings.time_margin_seconds)
+        result = step(request, dataclasses.replace(runtime, budget=budget))
         for name, value in result.metrics().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         return result.model_dump(mode="json", by_alias=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import boto3
 
 from abrecon.auth import LwaTokenProvider
+from abrecon.budget import TimeBudget
 from abrecon.client import AmazonBusinessClient
 from abrecon.pacing import Pacer, parse_limits
 from abrecon.settings import Settings, get_settings
@@ -16,13 +17,15 @@ from abrecon.storage import DocumentStore, Ledger
 
 @dataclass(frozen=True)
 class Runtime:
-    """What the step functions need: settings, the Amazon Business client, the bucket and the ledger."""
+    """What the step functions need: settings, the Amazon Business client, the bucket, the ledger, and the time the
+    invocation has left (the handler sets it from the Lambda context for each invocation)."""
 
     settings: Settings
     api: AmazonBusinessClient
     store: DocumentStore
     ledger: Ledger
     pacer: Pacer
+    budget: TimeBudget = field(default_factory=lambda: TimeBudget.lambda_maximum(0.0))
 
 
 @cache
@@ -36,4 +39,5 @@ def get_runtime() -> Runtime:
         settings.api_endpoint, tokens, timeout=(5.0, settings.http_timeout_seconds), pace=pacer.before_request
     )
     store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
-    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer)
+    budget = TimeBudget.lambda_maximum(settings.time_margin_seconds)
+    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer, budget=budget)

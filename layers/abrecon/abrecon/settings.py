@@ -42,8 +42,11 @@ class Settings(BaseModel):
     lookback_days: int = Field(default=3, alias="LOOKBACK_DAYS", ge=1, le=90)
     http_timeout_seconds: float = Field(default=30.0, alias="HTTP_TIMEOUT_SECONDS", gt=0, le=120)
     max_document_bytes: int = Field(default=50 * 1024 * 1024, alias="MAX_DOCUMENT_BYTES", gt=0)
-    # fetch-transactions hands the rest of a large window to its next invocation after this long (Lambda: 15 min).
-    page_budget_seconds: float = Field(default=600.0, alias="PAGE_BUDGET_SECONDS", gt=0)
+    # A step that loops (fetch-transactions' pages, fetch-invoices' batches) hands the rest to its next invocation
+    # when the invocation's remaining time falls under this margin: it covers one more request with its in-function
+    # pacing wait (pacing.MAX_IN_LAMBDA_WAIT_SECONDS, 60) and read timeout (HTTP_TIMEOUT_SECONDS, 30), and storing
+    # the work done. Must stay under the function's Timeout (template: Globals Timeout 300).
+    time_margin_seconds: float = Field(default=90.0, alias="TIME_MARGIN_SECONDS", gt=0, lt=900)
     api_rate_limits: str = Field(default=DEFAULT_RATE_LIMITS, alias="AB_API_RATE_LIMITS")
     # An execution that has not touched an invoice for this long is presumed dead and may be taken over.
     claim_stale_seconds: float = Field(default=3600.0, alias="CLAIM_STALE_SECONDS", gt=0)

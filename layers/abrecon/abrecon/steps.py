@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from abrecon import reporting
 from abrecon.errors import BadRequestError, DocumentUrlExpiredError
+from abrecon.invoices import BATCH_SIZE as INVOICE_BATCH_SIZE
 from abrecon.invoices import fetch_invoice_details
 from abrecon.jp_checks import InvoiceChecks, check_invoices
 from abrecon.models import InvoiceDetail, OrderLineItemKey, ReportProcessingStatus, Transaction
@@ -49,6 +49,12 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The template's MaxPolls MaxValue: a poll is 9 history events of the invoice's child execution (Wait, the
+# check-report Task, Choice) and a report that ends FATAL gets one retry with a fresh poll count, so a child needs
+# at most 2 x 1000 x 9 = 18,000 events for polling, with margin under Step Functions' 25,000.
+MAX_POLLS = 1000
+
+
 class RunRequest(StepModel):
     """What starts a run: nothing (a scheduled run looks back `lookbackDays`) or an explicit backfill window."""
 
@@ -58,7 +64,7 @@ class RunRequest(StepModel):
     window_to: datetime | None = Field(default=None, alias="to")
     lookback_days: int | None = Field(default=None, alias="lookbackDays", ge=1, le=90)
     poll_seconds: int | None = Field(default=None, alias="pollSeconds", ge=1, le=3600)
-    max_polls: int | None = Field(default=None, alias="maxPolls", ge=1, le=10_000)
+    max_polls: int | None = Field(default=None, alias="maxPolls", ge=1, le=MAX_POLLS)
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> RunRequest:
@@ -92,6 +98,8 @@ class RunContext(StepModel):
     line_item_count: int = Field(alias="lineItemCount")
     line_items_key: str = Field(alias="lineItemsKey")
     invoices_key: str | None = Field(default=None, alias="invoicesKey")
+    # fetch-invoices' progress in S3 while its lookup takes more than one invocation (invoicesKey is null until done)
+    invoice_lookup_key: str | None = Field(default=None, alias="invoiceLookupKey")
     invoice_count: int | None = Field(default=None, alias="invoiceCount")
     carried_over: int = Field(default=0, alias="carriedOver")
     next_page_token: str | None = Field(default=None, alias="nextPageToken")
@@ -206,6 +214,8 @@ class DownloadDocumentInput(StepModel):
     report_document_id: str = Field(alias="reportDocumentId")
     run_id: str = Field(alias="runId")
     reserved_at: float | None = Field(default=None, alias="reservedAt")
+    # Fresh presigned URLs asked for so far after expired ones (each one getReportDocument more); capped.
+    url_refreshes: int = Field(default=0, alias="urlRefreshes", ge=0)
 
 
 class DownloadDocumentOutput(StepModel):
@@ -216,6 +226,7 @@ class DownloadDocumentOutput(StepModel):
     s3_keys: list[str] = Field(default_factory=list, alias="s3Keys")
     wait_seconds: int = Field(default=0, alias="waitSeconds")
     reserved_at: float | None = Field(default=None, alias="reservedAt")
+    url_refreshes: int = Field(default=0, alias="urlRefreshes")
 
     def metrics(self) -> dict[str, float]:
         """Invoices and documents stored, or a throttle wait."""
@@ -299,8 +310,9 @@ def _details_key(invoice_number: str) -> str:
 def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunContext:
     """Page through getTransactions for the run's window and keep every line item in S3.
 
-    A window too large for one invocation stops after `page_budget_seconds` and returns the next page token;
-    the state machine calls again with the run so far (`resume`) until no token is left.
+    A window too large for one invocation stops when the invocation's time budget (its remaining time less the
+    margin, rt.budget) is spent and returns the next page token; the state machine calls again with the run so far
+    (`resume`) until no token is left.
     """
     run = request.request
     if request.resume is not None:
@@ -314,12 +326,11 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
     rows: list[dict[str, Any]] = rt.store.get_json(key) if request.resume else []
     transactions = request.resume.transaction_count if request.resume else 0
     page_token = request.resume.next_page_token if request.resume else None
-    deadline = time.monotonic() + rt.settings.page_budget_seconds
     next_token: str | None = None
     for page in rt.api.iter_transaction_pages(start, end, page_token):
         transactions += len(page.transactions)
         rows += [row.model_dump(mode="json", by_alias=True) for t in page.transactions for row in _line_item_rows(t)]
-        if page.nextPageToken and time.monotonic() > deadline:
+        if page.nextPageToken and rt.budget.exhausted():
             next_token = page.nextPageToken
             break
     rt.store.put_json(key, rows)
@@ -363,31 +374,89 @@ def _line_item_rows(transaction: Transaction) -> list[LineItemRow]:
     return rows
 
 
+class InvoiceLookupProgress(StepModel):
+    """fetch-invoices' state between its invocations, kept in S3 (runs/<runId>/invoice-lookup.json).
+
+    keysDone line items of the run's list (line-items.json, carried-over items included) have been asked about;
+    matches: line item triple -> its invoice numbers; creditMemos: credit memo number -> its original invoice;
+    invoices: the standard invoices' numbers; checked/flags: the JP checks of the invoices seen so far.
+    """
+
+    keys_done: int = Field(default=0, alias="keysDone", ge=0)
+    carried_over: int = Field(default=0, alias="carriedOver", ge=0)
+    matches: dict[str, list[str]] = Field(default_factory=dict)
+    invoices: list[str] = Field(default_factory=list)
+    credit_memos: dict[str, str | None] = Field(default_factory=dict, alias="creditMemos")
+    checked: int = 0
+    flags: list[dict[str, str]] = Field(default_factory=list)
+
+
 def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
     """Look up the invoices of the run's line items, store each invoice's details, and list the reports to ask for.
 
     Line items still waiting for an invoice from earlier runs are asked about again, and invoices an earlier run
-    deferred are polled again; every line item's state goes to the ledger.
+    deferred are polled again; every line item's state goes to the ledger. A run too large for one invocation
+    stops when the invocation's time budget is spent, keeps its progress in S3 and returns without invoicesKey;
+    the state machine calls again with the same payload until the lookup is complete (a repeated invocation
+    carries on from the stored progress: the same answers, stored under the same keys).
     """
+    progress_key = _run_key(run.run_id, "invoice-lookup.json")
     rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(run.line_items_key)]
-    in_window = {row.key for row in rows}
-    carried = [LineItemRow.model_validate(item["row"]) for item in rt.ledger.open_items("LINE")]
-    carried = list({row.key: row for row in carried if row.key not in in_window}.values())
-    if carried:
-        rows += carried
-        rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
+    if run.invoice_lookup_key:
+        progress = InvoiceLookupProgress.model_validate(rt.store.get_json(progress_key))
+    else:
+        in_window = {row.key for row in rows}
+        carried = [LineItemRow.model_validate(item["row"]) for item in rt.ledger.open_items("LINE")]
+        carried = list({row.key: row for row in carried if row.key not in in_window}.values())
+        if carried:
+            rows += carried
+            rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
+        progress = InvoiceLookupProgress(carried_over=len(carried))
     keys = list(dict.fromkeys(row.key for row in rows))
-    lookup = fetch_invoice_details(rt.api, keys)
+    _look_up_invoices(keys, progress, rt)
+    if progress.keys_done < len(keys):
+        rt.store.put_json(progress_key, progress.model_dump(mode="json", by_alias=True))
+        return run.model_copy(update={"invoice_lookup_key": progress_key, "invoices_key": None})
+    return _list_report_targets(run, rt, rows, progress)
+
+
+def _look_up_invoices(keys: list[OrderLineItemKey], progress: InvoiceLookupProgress, rt: Runtime) -> None:
+    """Ask about the keys from progress.keysDone on, a batch at a time, until done or the time budget is spent."""
+    seen = set(progress.invoices) | set(progress.credit_memos)
+    found: dict[str, InvoiceDetail] = {}
+    while progress.keys_done < len(keys) and not rt.budget.exhausted():
+        batch = keys[progress.keys_done : progress.keys_done + INVOICE_BATCH_SIZE]
+        lookup = fetch_invoice_details(rt.api, batch)
+        for key, details in lookup.by_line_item.items():
+            progress.matches[_triple(key)] = [d.invoiceNumber for d in details]
+        for number, detail in lookup.invoices.items():
+            if number in seen:
+                continue  # first seen wins, as within one lookup
+            seen.add(number)
+            found[number] = detail
+            if _is_credit_memo(detail):
+                progress.credit_memos[number] = detail.associatedInvoiceNumber
+            else:
+                progress.invoices.append(number)
+        progress.keys_done += len(batch)
     rt.store.put_json_many(
-        {
-            _details_key(number): detail.model_dump(mode="json", exclude_none=True)
-            for number, detail in lookup.invoices.items()
-        }
+        {_details_key(number): detail.model_dump(mode="json", exclude_none=True) for number, detail in found.items()}
     )
-    # JP invoices are tax-qualified invoices: check their registration numbers and tax arithmetic.
-    checks = check_invoices(lookup.invoices.values()) if rt.settings.region == "JP" else InvoiceChecks()
+    if rt.settings.region == "JP":  # JP invoices are tax-qualified invoices: registration numbers, tax arithmetic
+        checks = check_invoices(found.values())
+        progress.checked += checks.checked
+        progress.flags += [flag.model_dump(mode="json", by_alias=True) for flag in checks.flags]
+
+
+def _list_report_targets(
+    run: RunContext, rt: Runtime, rows: list[LineItemRow], progress: InvoiceLookupProgress
+) -> RunContext:
+    """The lookup is complete: store its checks and matches, each line item's state, and the reports to ask for."""
+    checks = InvoiceChecks.model_validate(
+        {"checked": progress.checked, "flags": sorted(progress.flags, key=lambda f: f["invoiceNumber"])}
+    )
     rt.store.put_json(_run_key(run.run_id, "checks.json"), _checks_json(checks, rt.settings.region))
-    matches = {_triple(key): [d.invoiceNumber for d in details] for key, details in lookup.by_line_item.items()}
+    matches = progress.matches
     rt.store.put_json(_run_key(run.run_id, "matches.json"), matches)
     rt.ledger.put_line_items(
         (
@@ -403,7 +472,7 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
         ),
         run.run_id,
     )
-    targets = report_targets(lookup.invoices.values())
+    targets = targets_of(set(progress.invoices), progress.credit_memos)
     known = {t.invoice_number for t in targets}
     targets += [
         ReportTarget(invoice_number=item["invoiceNumber"])
@@ -428,7 +497,7 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
             "invoices_key": _run_key(run.run_id, "report-targets.json"),
             "invoice_count": len(todo),
             "line_item_count": len(rows),
-            "carried_over": len(carried),
+            "carried_over": progress.carried_over,
             "pdfs_requested": rt.settings.request_pdfs,
             "checked": checks.checked,
             "flagged": checks.flagged,
@@ -468,11 +537,14 @@ def report_targets(details: Iterable[InvoiceDetail]) -> list[ReportTarget]:
     """
     all_details = list(details)
     invoices = {d.invoiceNumber for d in all_details if not _is_credit_memo(d)}
+    memos = {d.invoiceNumber: d.associatedInvoiceNumber for d in all_details if _is_credit_memo(d)}
+    return targets_of(invoices, memos)
+
+
+def targets_of(invoices: set[str], credit_memos: dict[str, str | None]) -> list[ReportTarget]:
+    """report_targets from invoice numbers and credit memo numbers (each with its original invoice's number)."""
     targets = [ReportTarget(invoice_number=n) for n in sorted(invoices)]
-    orphans = sorted(
-        {d.invoiceNumber for d in all_details if _is_credit_memo(d) and d.associatedInvoiceNumber not in invoices}
-        - invoices
-    )
+    orphans = sorted({n for n, original in credit_memos.items() if original not in invoices} - invoices)
     targets += [ReportTarget(invoice_number=n, document_type="Credits") for n in orphans]
     return targets
 
@@ -651,28 +723,41 @@ def _record(rt: Runtime, request: CheckReportInput, **fields: Any) -> None:
 
 
 def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDocumentOutput:
-    """Fetch the report's document at once, unpack every PDF in memory and store each under SSE-KMS, once."""
+    """Fetch the report's document at once, unpack every PDF in memory and store each under SSE-KMS, once.
+
+    An expired presigned URL costs one more getReportDocument (never a new report): at once if its slot is open,
+    else THROTTLED hands the wait for the slot to the state machine (no Lambda sleeps for a rate-limit slot), at
+    most MAX_URL_REFRESHES times per invoice.
+    """
     number = request.invoice_number
     record = rt.ledger.get(number)
     if record is not None and record.state is InvoiceState.STORED:
         return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=record.s3_keys)
     if _owner_status(record, request.run_id, rt) == "OWNED_ELSEWHERE":
         return DownloadDocumentOutput(status="OWNED_ELSEWHERE", invoice_number=number)
-    wait, reserved_at = _slot("getReportDocument", request.reserved_at, rt, number)
-    if wait > 0:
-        return DownloadDocumentOutput(
-            status="THROTTLED", invoice_number=number, wait_seconds=math.ceil(wait), reserved_at=reserved_at
-        )
+    refreshes = request.url_refreshes
+    reserved: float | None = request.reserved_at
     limit = rt.settings.max_document_bytes
-    document = rt.api.get_report_document(request.report_document_id)
-    try:
-        data = rt.api.download(document.url, max_bytes=limit)
-    except DocumentUrlExpiredError:
-        # The presigned URL lives five minutes; a fresh one costs one more getReportDocument, never a new report.
-        wait, _ = _slot("getReportDocument", None, rt)
-        time.sleep(wait)
+    while True:
+        wait, reserved_at = _slot("getReportDocument", reserved, rt, number)
+        if wait > 0:
+            return DownloadDocumentOutput(
+                status="THROTTLED",
+                invoice_number=number,
+                wait_seconds=math.ceil(wait),
+                reserved_at=reserved_at,
+                url_refreshes=refreshes,
+            )
         document = rt.api.get_report_document(request.report_document_id)
-        data = rt.api.download(document.url, max_bytes=limit)
+        try:
+            data = rt.api.download(document.url, max_bytes=limit)
+            break
+        except DocumentUrlExpiredError:
+            # The presigned URL lives five minutes; a fresh one costs one more getReportDocument.
+            if refreshes >= MAX_URL_REFRESHES:
+                raise
+            refreshes += 1
+            reserved = None
     pdfs = extract_pdfs(data)
     stored: list[StoredObject] = [
         rt.store.put_bytes_once(
@@ -692,6 +777,9 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
             reason=None,
         )
     return DownloadDocumentOutput(status="STORED", invoice_number=number, s3_keys=[o.key for o in stored])
+
+
+MAX_URL_REFRESHES = 2
 
 
 def summarize_run(run: RunContext, rt: Runtime) -> Notification:
