@@ -11,7 +11,7 @@ CHECKOV_VENV := .tools/checkov
 PY313_DIR := $(shell dirname "$$(pyenv prefix 3.13.0 2>/dev/null)/bin/python3.13" 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: bench setup run test lint typecheck template security fuzz faults layer-requirements unit build browser clean
+.PHONY: bench bench-large setup run test lint typecheck template security fuzz faults layer-requirements unit build browser clean
 
 setup: $(VENV)/.synced
 
@@ -99,6 +99,12 @@ $(CHROMIUM):
 ## Performance: N = 15, 200, 2,000 invoices against the floor and the naive flow (about 30 minutes; not in CI).
 bench: setup
 	$(BIN)/python -m abrecon_sandbox.bench
+
+## The backfill at scale: N = 500, then 10,000 invoices in ONE execution (21,000+ line items, 1,000+ getTransactions
+## pages) at x200, with Lambda timeouts and Step Functions' quotas enforced (about an hour; not in CI). Run it under
+## the shared lock on shared machines: flock /tmp/abrecon-heavy.lock make bench-large
+bench-large: setup
+	$(BIN)/python -m abrecon_sandbox.bench --large
 
 clean:
 	rm -rf .aws-sam .sandbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -16,6 +16,22 @@ TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
 
 
+class FakeContext:
+    """The Lambda context fields Powertools and the handlers read; the remaining time counts down from 300 s."""
+
+    memory_limit_in_mb = 512
+    aws_request_id = "req-1"
+
+    def __init__(self, function_name: str = "test", timeout_seconds: float = 300.0) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/ (the same files `sam local invoke -e` takes)."""
     event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
@@ -42,12 +58,13 @@ def stored_summary(aws: Any, execution: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def local_aws_for(emulator: Any, log_dir: Path, **parameters: str) -> Iterator[Any]:
-    """moto with the template's resources pointed at the emulator, the LWA secret filled in; stopped on exit."""
+def local_aws_for(emulator: Any, log_dir: Path, speed: float = 1.0, **parameters: str) -> Iterator[Any]:
+    """moto with the template's resources pointed at the emulator, the LWA secret filled in; stopped on exit.
+    speed: the Lambda workers' Amazon clock (amazon_clock.py), as the sandbox run gives it."""
     from abrecon_sandbox.aws import LocalAws
 
     defaults = {"ApiEndpoint": emulator.base_url, "LwaEndpoint": emulator.lwa_url, "PollSeconds": "1", "MaxPolls": "30"}
-    aws = LocalAws(TEMPLATE, defaults | parameters, log_dir)
+    aws = LocalAws(TEMPLATE, defaults | parameters, log_dir, speed=speed)
     aws.start()
     try:
         aws.client("secretsmanager").put_secret_value(

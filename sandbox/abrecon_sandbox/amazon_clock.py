@@ -1,20 +1,20 @@
 """Amazon's clock inside a sandbox Lambda worker: the time a function would have used at Amazon's real pace.
 
-`--speed K` makes every wait K times shorter: the emulator refills its rate-limit buckets K times faster, the
-pacing rates are multiplied by K, report latencies and the presigned URLs' lifetime are divided by K. A function's
-Timeout (and its context's remaining time) must be counted against what that wait would have taken at Amazon,
-while the rest (CPU, calls to the local AWS, a cold start) takes what it takes here. The rule:
+`--speed K` makes Amazon's waits K times shorter: the emulator refills its rate-limit buckets K times faster and the
+pipeline's pacing rates are multiplied by K (report latencies and the URLs' lifetime, divided by K, are waited for
+outside Lambda, in Wait states). A function's Timeout, and its context's remaining time, must count such a wait at
+what it would have taken at Amazon, while everything else takes what it takes here. The rule:
 
     amazon_elapsed = wall + (K - 1) * waited
 
-where `waited` is the wall time during which at least one thread of the worker was waiting on something the speed
-factor shrinks: sleeping (`time.sleep`: the pacer's waits for a rate-limit token, the client's backoff after a
-429 or a 5xx, jittered retries), or waiting for an answer from Amazon Business (every HTTP request made with
-`requests`: the emulator, LWA, the presigned downloads; the AWS SDK does not use it, so moto's answers are not
-multiplied). Overlapping waits of several threads count once. CPU work and the local AWS count at their own
-wall time, once: they are not shrunk by the speed factor, so multiplying them would charge the sandbox's own
-slowness (two shared cores, moto in Python) to the function. A function that pages through getTransactions at
-0.5 requests a second thus spends 2 Amazon seconds a page whatever the speed, as it would at Amazon.
+where `waited` is the wall time the worker spent in the pacer's waits for a rate-limit token (abrecon.pacing's
+`Pacer.before_request` sleeping until its reserved token: 2 s a getTransactions page at Amazon, 2/K s here).
+Overlapping waits of several threads count once. Everything else counts once, at its own wall time: CPU, the local
+AWS (moto), the emulator's own answer time, and the sleeps whose length the speed factor does not change (the
+client's backoff after a 429 or a 5xx, contention jitter). Multiplying those would charge the sandbox's slowness
+(two shared cores, servers in Python) to the function K times over: at x200, 10 ms of emulator work per call would
+become 2 Amazon seconds. Not counted at Amazon's pace: the emulator's injected `slow` answers (delayed 1-3 s / K);
+a run with that fault profile sees them K times shorter than Amazon would.
 
 The worker measures this in its own process (the only place that sees its sleeps), reports it through the
 context's `get_remaining_time_in_millis()`, and ends an invocation that runs out (see lambda_worker.py).
@@ -22,7 +22,7 @@ context's `get_remaining_time_in_millis()`, and ends an invocation that runs out
 
 from __future__ import annotations
 
-import functools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 SPEED_ENV = "SANDBOX_SPEED"
+# The one in-function wait whose length the speed factor shrinks: the pacer sleeping until its reserved token.
+PACED_WAIT_FUNCTION = "before_request"
+PACED_WAIT_FILE = "abrecon/pacing.py"
 
 
 @dataclass(frozen=True)
@@ -82,24 +85,17 @@ class AmazonClock:
         return (now.wall - since.wall) + (self.speed - 1.0) * (now.waited - since.waited)
 
     def install(self) -> None:
-        """Count every time.sleep and every HTTP request made with requests in this process as a wait.
-
-        Call before the handler's modules are imported: defaults such as `sleep=time.sleep` bind at import.
-        """
+        """Count the pacer's waits for a rate-limit token (time.sleep called from `before_request` in
+        abrecon/pacing.py) as sped-up waits. Call before the handler's modules are imported: the pacer binds
+        time.sleep as a default argument at import."""
         original_sleep = time.sleep
 
         def sleep(seconds: Any) -> None:
-            with self.waiting():
+            caller = sys._getframe(1).f_code
+            if caller.co_name == PACED_WAIT_FUNCTION and caller.co_filename.endswith(PACED_WAIT_FILE):
+                with self.waiting():
+                    original_sleep(seconds)
+            else:
                 original_sleep(seconds)
 
         time.sleep = sleep
-        import requests.adapters  # the handler imports it anyway; the worker itself stays light until now
-
-        original_send = requests.adapters.HTTPAdapter.send
-
-        @functools.wraps(original_send)
-        def send(adapter: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-            with self.waiting():
-                return original_send(adapter, request, *args, **kwargs)
-
-        requests.adapters.HTTPAdapter.send = send  # type: ignore[method-assign,assignment]

@@ -3,8 +3,11 @@
 For each case it runs the whole sandbox (the real state machine, handlers, ledger and pacing) on a data set with
 exactly N invoices at a stated speed factor, and prints wall time, the floor (floor.py), their ratio, API calls
 per invoice, 429s, state transitions, Lambda invocations and GB-seconds per invoice, the largest execution history
-and state payload, and the AWS cost per 1,000 invoices. At N = 15 it also runs Amazon's tutorial flow
-(naive.py) against a fresh emulator at the same speed and prints our time over its time.
+and state payload (the Distributed Map's aggregated result included, quotas.py) with their headroom against Step
+Functions' 256 KiB and 25,000 events, Lambda invocations killed at their Timeout on Amazon's clock, and the AWS cost
+per 1,000 invoices. At N = 15 it also runs Amazon's tutorial flow (naive.py) against a fresh emulator at the same
+speed and prints our time over its time. `--large` (`make bench-large`) runs the backfill cases instead: one
+execution of 10,000 invoices over a window of more than 1,000 getTransactions pages and 21,000 line items.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 from abrecon_sandbox.naive import run_naive
+from abrecon_sandbox.quotas import HISTORY_QUOTA_EVENTS, PAYLOAD_QUOTA_BYTES
 from abrecon_sandbox.run import PROJECT_ROOT, SandboxOptions, run_sandbox
 
+PARSER_DEFAULT_OUT = PROJECT_ROOT / ".sandbox" / "bench.json"
 # AWS list prices, us-east-1, as published on the services' pricing pages (checked 2026-11):
 PRICE_STATE_TRANSITION = 0.025 / 1000  # Step Functions Standard
 PRICE_LAMBDA_GB_SECOND_ARM = 0.0000133334  # Lambda on arm64
@@ -41,20 +46,27 @@ class Case:
     invoices: int
     speed: float
     naive: bool = False
+    max_items_per_order: int = 4  # the data set's line items per order (emulator.config); 5 for the backfill
 
 
 # x15 is the fastest speed at which a poll (a Wait of at least one whole second) still stands for Amazon's 15 s;
 # N = 2,000 runs faster to fit in minutes, where each poll and each Lambda cold start stands for 8x more.
 CASES = (Case(15, 10.0, naive=True), Case(200, 15.0), Case(2000, 120.0))
+# The backfill: 10,000 invoices in one execution, 21,000+ line items, 1,000+ pages. x200 puts the floor (10,000
+# createReport slots a minute apart: 50 minutes) within an hour, and is the fastest factor at which the pacer's
+# one-second arrival guard, a wall-clock second counted 200 times on Amazon's clock (amazon_clock.py), stays inside
+# the functions' 90-second time margin of their 300-second Timeout. N = 500 first shows the sandbox keeps up there.
+LARGE_CASES = (Case(500, 200.0, max_items_per_order=5), Case(10_000, 200.0, max_items_per_order=5))
 
 
-def data_set_for(invoices: int, seed: int = 7) -> tuple[int, int]:
+def data_set_for(invoices: int, seed: int = 7, max_items_per_order: int = 4) -> tuple[int, int]:
     """(seed, orders) of an NA data set with exactly `invoices` invoices (searched; the emulator is deterministic)."""
     for candidate_seed in range(seed, seed + 50):
         low, high = 1, invoices
         while low <= high:
             orders = (low + high) // 2
-            count = len(Emulator(EmulatorConfig(seed=candidate_seed, orders=orders)).invoice_numbers())
+            config = EmulatorConfig(seed=candidate_seed, orders=orders, max_items_per_order=max_items_per_order)
+            count = len(Emulator(config).invoice_numbers())
             if count == invoices:
                 return candidate_seed, orders
             low, high = (orders + 1, high) if count < invoices else (low, orders - 1)
@@ -105,12 +117,13 @@ def time_over_floor(timeline: dict[str, Any]) -> dict[str, float]:
 
 def run_case(case: Case, workdir: Path) -> dict[str, Any]:
     """Run one case and return its figures."""
-    seed, orders = data_set_for(case.invoices)
+    seed, orders = data_set_for(case.invoices, max_items_per_order=case.max_items_per_order)
     summary_file = workdir / f"summary-{case.invoices}.json"
     options = SandboxOptions(
         seed=seed,
         orders=orders,
         speed=case.speed,
+        max_items_per_order=case.max_items_per_order,
         summary_file=summary_file,
         deadline_seconds=7200.0,
         log_dir=workdir / f"logs-{case.invoices}",
@@ -133,8 +146,17 @@ def run_case(case: Case, workdir: Path) -> dict[str, Any]:
         "stateTransitionsPerInvoice": round(summary["stateTransitions"] / n, 2),
         "lambdaInvocationsPerInvoice": round(sum(summary["lambdaInvocations"].values()) / n, 2),
         "lambdaGbSecondsPerInvoice": round(summary["lambdaGbSeconds"] / n, 4),
+        "lineItems": summary["lineItems"],
+        "transactionPages": summary["apiCalls"].get("getTransactions", 0)
+        - summary["throttled429ByOperation"].get("getTransactions", 0),
         "maxHistoryEvents": summary["maxHistoryEvents"],
+        "historyHeadroom": round(1 - summary["maxHistoryEvents"] / HISTORY_QUOTA_EVENTS, 4),
         "maxPayloadBytes": summary["maxPayloadBytes"],
+        "maxMapResultBytes": summary["maxMapResultBytes"],
+        "payloadHeadroom": round(1 - summary["maxPayloadBytes"] / PAYLOAD_QUOTA_BYTES, 4),
+        "lambdaTimeouts": summary["lambdaTimeouts"],
+        "quotaViolations": summary["quotaViolations"],
+        "auditPassed": summary["audit"]["passed"],
         "costPer1000InvoicesUsd": cost_per_thousand(summary, n),
         "failed": summary["failed"],
         "deferred": summary["deferred"],
@@ -153,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the cases given (default: all) and print a table; write the figures as JSON."""
     parser = argparse.ArgumentParser(prog="abrecon-bench", description=__doc__)
     parser.add_argument("--only", type=int, action="append", help="run only the case with this many invoices")
-    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / ".sandbox" / "bench.json")
+    parser.add_argument("--large", action="store_true", help="the backfill cases (N = 500 and 10,000 at x200)")
+    parser.add_argument("--out", type=Path, default=PARSER_DEFAULT_OUT)
     args = parser.parse_args(argv)
-    cases = [c for c in CASES if not args.only or c.invoices in args.only]
-    workdir = args.out.parent / "bench"
+    cases = [c for c in (LARGE_CASES if args.large else CASES) if not args.only or c.invoices in args.only]
+    if args.large and args.out == PARSER_DEFAULT_OUT:
+        args.out = args.out.with_name("bench-large.json")
+    workdir = args.out.parent / ("bench-large" if args.large else "bench")
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     for case in cases:
@@ -168,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{'N':>6} {'speed':>6} {'wall s':>8} {'floor s':>8} {'ratio':>6} {'429s':>5} {'dup':>4} "
         f"{'transitions/inv':>15} {'lambda/inv':>10} {'max hist':>8} {'max payload':>11} {'$/1000':>7} "
-        f"{'vs naive':>8}"
+        f"{'vs naive':>8} {'timeouts':>8} {'quota':>5} {'hist room':>9} {'payload room':>12}"
     )
     for r in results:
         naive = f"{r['oursOverNaive']:.3f}" if "oursOverNaive" in r else "-"
@@ -177,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['invoices']:>6} {r['speed']:>6g} {r['wallSeconds']:>8.1f} {r['floorSeconds']:>8.1f} "
             f"{r['wallOverFloor']:>6.3f} {r['throttled429']:>5} {dup:>4} {r['stateTransitionsPerInvoice']:>15} "
             f"{r['lambdaInvocationsPerInvoice']:>10} {r['maxHistoryEvents']:>8} {r['maxPayloadBytes']:>11} "
-            f"{r['costPer1000InvoicesUsdTotal']:>7.3f} {naive:>8}"
+            f"{r['costPer1000InvoicesUsdTotal']:>7.3f} {naive:>8} {r['lambdaTimeouts']:>8} "
+            f"{len(r['quotaViolations']):>5} {r['historyHeadroom']:>9.1%} {r['payloadHeadroom']:>12.1%}"
         )
     print("\nseconds over the floor, by phase:")
     for r in results:

@@ -164,6 +164,11 @@ class WorkerPool:
         self._all: list[Worker] = []
         self.stats = InvocationStats()
 
+    @property
+    def base_env(self) -> dict[str, str]:
+        """The environment every worker starts from (before the function's own)."""
+        return dict(self._base_env)
+
     def spec_for(self, name_or_arn: str) -> FunctionSpec | None:
         """The function a name, an ARN, or a qualified ARN refers to."""
         return self._specs.get(name_or_arn) or self._specs.get(name_or_arn.split(":$")[0])

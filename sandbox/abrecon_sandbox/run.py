@@ -70,6 +70,7 @@ class SandboxOptions:
     window_from: datetime | None = None
     window_to: datetime | None = None
     export_dir: Path | None = None  # the run's report (CSV, HTML) and PDFs, copied here in the bucket's layout
+    max_items_per_order: int = 4  # the built-in emulator's data set: 1 to this many line items an order
 
     @property
     def effective_poll_seconds(self) -> int:
@@ -144,6 +145,7 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
                 region=options.region,
                 faults=emulator_profile(options.faults),
                 jp_inconsistent_invoices=options.jp_inconsistent_invoices,
+                max_items_per_order=options.max_items_per_order,
             )
         except ValueError as exc:  # e.g. a region the built-in emulator has no data for
             raise ConfigurationError(f"built-in emulator: {exc}") from exc

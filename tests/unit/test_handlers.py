@@ -9,22 +9,12 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
-from helpers import function_environment, load_event, load_handler
+from helpers import FakeContext, function_environment, load_event, load_handler
 
 from abrecon.errors import ConfigurationError, InvalidInputError
 from abrecon.runtime import get_runtime
-from abrecon.settings import get_settings
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator
-
-
-class FakeContext:
-    """The Lambda context fields Powertools reads."""
-
-    function_name = "test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "req-1"
 
 
 @pytest.fixture
@@ -168,22 +158,32 @@ def test_missing_setting_is_a_configuration_error(
 def test_a_window_too_big_for_one_invocation_continues_from_the_page_token(
     emulator: Emulator, local_aws: LocalAws, as_function: Callable[[str], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no time budget, every invocation reads one page and hands the next token to the following one."""
+    """With less time left than the margin, every invocation reads one page and hands the next token on; then
+    fetch-invoices, with as little time, asks one batch of 25 line items an invocation, keeping its progress in
+    S3, and ends with what one invocation with time to spare lists."""
     as_function("FetchTransactionsFunction")
-    monkeypatch.setenv("PAGE_BUDGET_SECONDS", "0.000001")
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
     event = load_event("fetch-transactions") | {"request": _window(emulator), "runId": "paging-test"}
-    run = load_handler("fetch-transactions")(event, FakeContext())
+    run = load_handler("fetch-transactions")(event, FakeContext(timeout_seconds=1))
     invocations = 1
     while run["nextPageToken"]:
-        run = load_handler("fetch-transactions")(event | {"resume": run}, FakeContext())
+        run = load_handler("fetch-transactions")(event | {"resume": run}, FakeContext(timeout_seconds=1))
         invocations += 1
     config = emulator.config
     transactions = emulator.dataset.transactions_between(config.window_start, config.window_end)
     assert invocations >= 2
     assert run["transactionCount"] == len(transactions)
     assert run["lineItemCount"] == _transaction_line_items(emulator)
+
+    as_function("FetchInvoicesFunction")
+    ample = load_handler("fetch-invoices")(run, FakeContext())
+    assert ample["invoicesKey"] is not None  # one invocation with time to spare does it all
+    lookups, short = 1, load_handler("fetch-invoices")(run, FakeContext(timeout_seconds=1))
+    while short["invoicesKey"] is None:
+        assert short["invoiceLookupKey"]
+        short = load_handler("fetch-invoices")(short, FakeContext(timeout_seconds=1))
+        lookups += 1
+    assert lookups == -(-run["lineItemCount"] // 25)
+    assert {k: v for k, v in short.items() if k != "invoiceLookupKey"} == ample
 
 
 def test_line_items_still_waiting_for_an_invoice_are_asked_about_again_next_run(

@@ -8,22 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from helpers import function_environment, load_event, load_handler
+from helpers import FakeContext, function_environment, load_event, load_handler
 
 from abrecon import runs
 from abrecon.errors import ConfigurationError
 from abrecon.runtime import get_runtime
 from abrecon.settings import get_settings
 from abrecon_sandbox.aws import LocalAws
-
-
-class FakeContext:
-    """The Lambda context fields Powertools reads."""
-
-    function_name = "start-run"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:start-run"
-    aws_request_id = "req-1"
 
 
 @pytest.fixture
@@ -43,7 +34,7 @@ def test_a_scheduled_time_starts_one_dated_execution_however_often_it_is_deliver
     event = load_event("start-run") | {"scheduledTime": "2025-01-10T06:00:00Z"}
     handler = load_handler("start-run")
 
-    first = handler(event, FakeContext())
+    first = handler(event, FakeContext("start-run"))
     assert first["status"] == "STARTED"
     assert first["name"] == "scheduled-2025-01-10T060000Z"
     assert first["windowStart"] == "2025-01-07T06:00:00Z" and first["windowEnd"] == "2025-01-10T06:00:00Z"
@@ -52,12 +43,12 @@ def test_a_scheduled_time_starts_one_dated_execution_however_often_it_is_deliver
         assert described["stateMachineArn"] == machine and described["name"] == first["name"]
         assert json.loads(described["input"]) == {"from": "2025-01-07T06:00:00Z", "to": "2025-01-10T06:00:00Z"}
 
-        again = handler(event, FakeContext())  # EventBridge Scheduler delivers at least once, and retries
+        again = handler(event, FakeContext("start-run"))  # EventBridge Scheduler delivers at least once, and retries
         assert again["status"] == "ALREADY_STARTED" and again["executionArn"] == first["executionArn"]
         named = [e for e in sfn.list_executions(stateMachineArn=machine)["executions"] if e["name"] == first["name"]]
         assert len(named) == 1
 
-        later = handler(event | {"scheduledTime": "2025-01-11T06:00:00Z"}, FakeContext())
+        later = handler(event | {"scheduledTime": "2025-01-11T06:00:00Z"}, FakeContext("start-run"))
         assert later["status"] == "STARTED" and later["name"] == "scheduled-2025-01-11T060000Z"
     finally:  # the runs are real: let them end before the module's moto goes (moto cannot stop one mid-start)
         deadline = time.monotonic() + 120

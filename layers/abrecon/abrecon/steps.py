@@ -421,10 +421,14 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
 
 
 def _look_up_invoices(keys: list[OrderLineItemKey], progress: InvoiceLookupProgress, rt: Runtime) -> None:
-    """Ask about the keys from progress.keysDone on, a batch at a time, until done or the time budget is spent."""
+    """Ask about the keys from progress.keysDone on, a batch at a time, until done or the time budget is spent
+    (one batch at least, so that every invocation makes progress)."""
     seen = set(progress.invoices) | set(progress.credit_memos)
     found: dict[str, InvoiceDetail] = {}
-    while progress.keys_done < len(keys) and not rt.budget.exhausted():
+    started_at = progress.keys_done
+    while progress.keys_done < len(keys):
+        if progress.keys_done > started_at and rt.budget.exhausted():
+            break
         batch = keys[progress.keys_done : progress.keys_done + INVOICE_BATCH_SIZE]
         lookup = fetch_invoice_details(rt.api, batch)
         for key, details in lookup.by_line_item.items():

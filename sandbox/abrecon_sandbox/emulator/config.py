@@ -35,6 +35,8 @@ class EmulatorConfig:
     ``retry_after`` adds a Retry-After header to 429s (Amazon documents none).
     ``faults`` names one of ``FAULT_PROFILES`` ("none" by default).
     ``jp_inconsistent_invoices`` (JP only) deliberately breaks that many invoices' details.
+    ``max_items_per_order``: an order has 1 to this many line items (4 by default, about 1.8 a shipment; the
+    backfill benchmark takes 5 to reach 20,000 line items with 10,000 invoices).
     """
 
     seed: int = 7
@@ -47,6 +49,7 @@ class EmulatorConfig:
     retry_after: bool = False
     faults: str = "none"
     jp_inconsistent_invoices: int = 0
+    max_items_per_order: int = 4
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)
@@ -66,6 +69,8 @@ class EmulatorConfig:
             raise ValueError(f"unsupported region {self.region!r}; supported: {sorted(REGIONS)}")
         if self.faults not in FAULT_PROFILES:
             raise ValueError(f"unknown fault profile {self.faults!r}; known: {sorted(FAULT_PROFILES)}")
+        if not 1 <= self.max_items_per_order <= 25:
+            raise ValueError("max_items_per_order must be 1 to 25")
         if self.jp_inconsistent_invoices < 0:
             raise ValueError("jp_inconsistent_invoices must not be negative")
         if self.jp_inconsistent_invoices and self.region != "JP":

@@ -366,7 +366,7 @@ class Dataset:
         for _ in range(self.config.orders):
             order_id = self._order_id()
             buyer = rng.choice(buyers)
-            n_items = rng.randint(1, 4)
+            n_items = rng.randint(1, self.config.max_items_per_order)
             n_ship = min(n_items, rng.randint(1, 2))
             # Every shipment's CHARGE lands in the window; keep room for refunds after it.
             feeds = sorted(self._moment(start, start + (end - start) * 0.9) for _ in range(n_ship))
