@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,30 @@ class FakeContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the timeout."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def worker_pool_for(
+    tmp_path: Path, body: str, env: dict[str, str] | None = None, speed: float = 1.0, timeout_seconds: int = 30
+) -> tuple[Any, Any]:
+    """A sandbox WorkerPool serving one function whose app.py is body: (pool, its FunctionSpec)."""
+    from abrecon_sandbox.lambdas import FunctionSpec, WorkerPool
+
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "app.py").write_text(body)
+    spec = FunctionSpec(
+        logical_id="TestFunction",
+        name="test-function",
+        arn="arn:aws:lambda:us-east-1:123456789012:function:test-function",
+        code_dir=code,
+        handler="app.lambda_handler",
+        environment={},
+        timeout_seconds=timeout_seconds,
+        memory_mb=128,
+    )
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
+    pool = WorkerPool([spec], base, tmp_path / "logs", function_env={"TestFunction": env or {}}, speed=speed)
+    return pool, spec
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -4,14 +4,13 @@ and an invocation that runs out is answered Sandbox.Timedout as Lambda does. Wor
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
+from helpers import worker_pool_for
 
 from abrecon_sandbox.amazon_clock import AmazonClock
-from abrecon_sandbox.lambdas import FunctionSpec, WorkerPool
 
 
 class FakeMonotonic:
@@ -45,24 +44,6 @@ def test_overlapping_waits_of_several_threads_count_once() -> None:
         clock_time.now += 1.0
         assert clock.elapsed(start) == pytest.approx(30.0)  # a wait still going on counts too
     assert clock.elapsed(start) == pytest.approx(30.0)
-
-
-def _pool(tmp_path: Path, body: str, speed: float, timeout: int = 3) -> tuple[WorkerPool, FunctionSpec]:
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    (code / "app.py").write_text(body)
-    spec = FunctionSpec(
-        logical_id="ClockFunction",
-        name="clock-function",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:clock-function",
-        code_dir=code,
-        handler="app.lambda_handler",
-        environment={},
-        timeout_seconds=timeout,
-        memory_mb=128,
-    )
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
-    return WorkerPool([spec], base, tmp_path / "logs", speed=speed), spec
 
 
 # The product's pacer (abrecon.pacing) over an in-memory table: getTransactions at Amazon's 0.5 requests a second,
@@ -100,7 +81,7 @@ def lambda_handler(event, context):
 
 
 def test_paced_waits_count_in_amazon_time_and_a_timed_out_invocation_answers_as_lambda(tmp_path: Path) -> None:
-    pool, spec = _pool(tmp_path, PACED, speed=100.0, timeout=10)
+    pool, spec = worker_pool_for(tmp_path, PACED, speed=100.0, timeout_seconds=10)
     try:
         ok, body = pool.invoke(spec, json.dumps({"pages": 8}).encode())  # 8 waits of 2 Amazon seconds
         assert not ok
@@ -108,7 +89,7 @@ def test_paced_waits_count_in_amazon_time_and_a_timed_out_invocation_answers_as_
             "errorType": "Sandbox.Timedout",
             "errorMessage": "Task timed out after 10.00 seconds",
         }
-        assert pool.stats.timeouts == {"clock-function": 1}
+        assert pool.stats.timeouts == {"test-function": 1}
         # A fresh environment serves the next invocation; a backoff sleep of 0.2 s counts 0.2 s, not 20.
         ok, body = pool.invoke(spec, json.dumps({"pages": 3, "backoff": 0.2}).encode())
     finally:
@@ -118,7 +99,7 @@ def test_paced_waits_count_in_amazon_time_and_a_timed_out_invocation_answers_as_
     assert remaining[0] > 9900
     assert 1900 < remaining[1] - remaining[2] < 2400  # a paced wait of 0.02 s at x100: 2 Amazon seconds
     assert 190 < remaining[3] - remaining[4] < 600
-    assert pool.stats.timeouts == {"clock-function": 1}
+    assert pool.stats.timeouts == {"test-function": 1}
 
 
 BUSY = """import time
@@ -133,7 +114,7 @@ def lambda_handler(event, context):
 
 def test_cpu_work_is_not_multiplied_by_the_speed_factor(tmp_path: Path) -> None:
     """Half a second of CPU at x100 would be 50 Amazon seconds if it were multiplied; it counts as half a second."""
-    pool, spec = _pool(tmp_path, BUSY, speed=100.0)
+    pool, spec = worker_pool_for(tmp_path, BUSY, speed=100.0, timeout_seconds=3)
     try:
         ok, body = pool.invoke(spec, json.dumps({"seconds": 0.5}).encode())
     finally:
@@ -146,7 +127,7 @@ def test_cpu_work_is_not_multiplied_by_the_speed_factor(tmp_path: Path) -> None:
 def test_a_worker_stuck_past_the_backstop_is_killed(tmp_path: Path) -> None:
     """The watchdog cannot end a handler that holds the interpreter (here: stops it with SIGSTOP); the pool does."""
     stopper = "import os, signal\n\ndef lambda_handler(event, context):\n    os.kill(os.getpid(), signal.SIGSTOP)\n"
-    pool, spec = _pool(tmp_path, stopper, speed=1.0, timeout=1)
+    pool, spec = worker_pool_for(tmp_path, stopper, timeout_seconds=1)
     import abrecon_sandbox.lambdas as lambdas
 
     original = lambdas.BACKSTOP_GRACE_SECONDS

@@ -4,10 +4,10 @@ audit hook of the Lambda workers, and the log scan for secrets."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from helpers import worker_pool_for
 
 from abrecon_sandbox.audit import secrets_in_logs
 from abrecon_sandbox.aws_faults import (
@@ -21,7 +21,6 @@ from abrecon_sandbox.aws_faults import (
     pick,
 )
 from abrecon_sandbox.emulator import FAULT_PROFILES
-from abrecon_sandbox.lambdas import FunctionSpec, WorkerPool
 
 INVOICES = [f"INV-{n:02d}" for n in range(12)]
 
@@ -62,26 +61,8 @@ def test_s3_write_faults_hit_document_puts_as_planned() -> None:
     assert faults.injected == {"s3-slowdown": 1, "s3-after-write": 1, "s3-outage": 5}
 
 
-def _pool(tmp_path: Path, body: str, env: dict[str, str] | None = None) -> tuple[WorkerPool, FunctionSpec]:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "app.py").write_text(body)
-    spec = FunctionSpec(
-        logical_id="TestFunction",
-        name="test-function",
-        arn="arn:aws:lambda:us-east-1:123456789012:function:test-function",
-        code_dir=code,
-        handler="app.lambda_handler",
-        environment={},
-        timeout_seconds=30,
-        memory_mb=128,
-    )
-    base = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
-    return WorkerPool([spec], base, tmp_path / "logs", function_env={"TestFunction": env or {}}), spec
-
-
 def test_a_worker_that_dies_answers_as_lambda_does(tmp_path: Path) -> None:
-    pool, spec = _pool(
+    pool, spec = worker_pool_for(
         tmp_path, "import os, signal\n\ndef lambda_handler(event, context):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     try:
@@ -96,7 +77,7 @@ def test_a_worker_that_dies_answers_as_lambda_does(tmp_path: Path) -> None:
 def test_the_workers_report_every_file_written(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    pool, spec = _pool(
+    pool, spec = worker_pool_for(
         tmp_path,
         "import os, tempfile\n\ndef lambda_handler(event, context):\n"
         "    with tempfile.NamedTemporaryFile() as f:\n        f.write(b'report')\n"
@@ -114,7 +95,7 @@ def test_the_workers_report_every_file_written(tmp_path: Path) -> None:
 
 
 def test_a_worker_that_writes_nothing_reports_nothing(tmp_path: Path) -> None:
-    pool, spec = _pool(
+    pool, spec = worker_pool_for(
         tmp_path,
         "import io\n\ndef lambda_handler(event, context):\n    io.BytesIO(b'in memory').read()\n    return 1\n",
     )
