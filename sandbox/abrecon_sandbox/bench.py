@@ -53,9 +53,8 @@ class Case:
 # N = 2,000 runs faster to fit in minutes, where each poll and each Lambda cold start stands for 8x more.
 CASES = (Case(15, 10.0, naive=True), Case(200, 15.0), Case(2000, 120.0))
 # The backfill: 10,000 invoices in one execution, 21,000+ line items, 1,000+ pages. x200 puts the floor (10,000
-# createReport slots a minute apart: 50 minutes) within an hour, and is the fastest factor at which the pacer's
-# one-second arrival guard, a wall-clock second counted 200 times on Amazon's clock (amazon_clock.py), stays inside
-# the functions' 90-second time margin of their 300-second Timeout. N = 500 first shows the sandbox keeps up there.
+# createReport slots a minute apart: 50 minutes) within an hour; N = 500 first shows the sandbox keeps up there
+# (createReport and getReportDocument every 0.3 s of wall time, a whole-second Wait standing for 200 s).
 LARGE_CASES = (Case(500, 200.0, max_items_per_order=5), Case(10_000, 200.0, max_items_per_order=5))
 
 

@@ -9,10 +9,11 @@ handler opens for writing and every directory it makes (answered as `diskWrites`
 ABRECON_SANDBOX_CRASH_AFTER_PUT (invoice numbers; the handler-crash fault profile) the process kills itself right
 after a successful S3 PutObject of a documents/ key of one of those invoices.
 
-Lambda's Timeout is kept on Amazon's clock (amazon_clock.py: wall time plus the sped-up waits multiplied back by
-the speed factor, SANDBOX_SPEED): the context's `get_remaining_time_in_millis()` counts down on it, and a watchdog
-thread ends an invocation that runs out as Lambda does: the answer is `Sandbox.Timedout` ("Task timed out after
-N.NN seconds") and the execution environment goes away (this process exits; the next invocation is a cold start).
+Lambda's Timeout is kept on Amazon's clock (amazon_clock.py: wall time with the pacer's sped-up waits replaced by
+what Amazon's rate limits would have made them, SANDBOX_SPEED): the context's `get_remaining_time_in_millis()`
+counts down on it, and a watchdog thread ends an invocation that runs out as Lambda does: the answer is
+`Sandbox.Timedout` ("Task timed out after N.NN seconds") and the execution environment goes away (this process
+exits; the next invocation is a cold start).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-from abrecon_sandbox.amazon_clock import SPEED_ENV, AmazonClock, Mark
+from abrecon_sandbox.amazon_clock import RATE_LIMITS_ENV, SPEED_ENV, AmazonClock, Mark, amazon_limits
 
 HEADER = struct.Struct(">I")
 CRASH_ENV = "ABRECON_SANDBOX_CRASH_AFTER_PUT"  # aws_faults.CRASH_ENV (not imported: keep this module light)
@@ -151,10 +152,33 @@ def _watch(context: FakeLambdaContext, answerer: Answerer, done: threading.Event
         message = f"Task timed out after {context.timeout_seconds:.2f} seconds"
         payload = json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message})
         if answerer.answer(context.aws_request_id, {"ok": False, "timedOut": True, "payload": payload}):
-            sys.stderr.write(f"{context.aws_request_id} {message}\n")
+            now, start = context.clock.mark(), context.started
+            sys.stderr.write(
+                f"{context.aws_request_id} {message} (on Amazon's clock at x{context.clock.speed:g}: "
+                f"{now.wall - start.wall:.2f} s of wall time, {now.paced - start.paced:.2f} s of it in the pacer, "
+                f"{now.rate_limited - start.rate_limited:.2f} s of Amazon's rate-limit waits)\n"
+            )
             sys.stderr.flush()
             os._exit(0)  # Lambda discards the environment of a timed-out invocation
         return
+
+
+def _amazon_clock(speed: float) -> AmazonClock:
+    """The invocations' clock; a handler that paces its requests (abrecon.pacing) is counted at Amazon's rates:
+    AB_API_RATE_LIMITS (sped up by the sandbox) divided by the speed, or Amazon's own defaults when it is unset."""
+    pacing = sys.modules.get("abrecon.pacing")
+    if pacing is None:
+        return AmazonClock(speed)
+    configured = os.environ.get(RATE_LIMITS_ENV)
+    if configured:
+        limits = amazon_limits(configured, speed)
+    else:
+        from abrecon.settings import DEFAULT_RATE_LIMITS
+
+        limits = amazon_limits(DEFAULT_RATE_LIMITS, 1.0)
+    clock = AmazonClock(speed, limits)
+    clock.install(pacing.Pacer, pacing.STEP_PACED)
+    return clock
 
 
 def main() -> None:
@@ -162,8 +186,6 @@ def main() -> None:
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # handler output joins the log, never the protocol
     code_dir, handler_spec = sys.argv[1], sys.argv[2]
-    clock = AmazonClock(float(os.environ.get(SPEED_ENV, "1")))
-    clock.install()  # before the handler is imported: its modules bind time.sleep as a default argument
     answerer = Answerer(protocol_out)
     sys.addaudithook(_audit)
     victims = {n for n in os.environ.get(CRASH_ENV, "").split(",") if n}
@@ -172,6 +194,7 @@ def main() -> None:
     module_name, _, attribute = handler_spec.rpartition(".")
     sys.path.insert(0, code_dir)
     handler = getattr(importlib.import_module(module_name), attribute)
+    clock = _amazon_clock(float(os.environ.get(SPEED_ENV, "1")))
     function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
     timeout = float(os.environ.get("SANDBOX_FUNCTION_TIMEOUT", "300"))
     stdin = sys.stdin.buffer
@@ -186,7 +209,7 @@ def main() -> None:
             log_stream_name="sandbox",
             timeout_seconds=timeout,
             clock=clock,
-            started=clock.mark(),
+            started=clock.start_invocation(),
         )
         answerer.start(context.aws_request_id)
         done = threading.Event()

@@ -23,39 +23,55 @@ class FakeMonotonic:
         return self.now
 
 
-def test_waits_count_speed_times_and_the_rest_once() -> None:
+def test_paced_requests_cost_what_amazons_rate_limit_makes_them_wait_and_the_rest_its_wall_time() -> None:
     clock_time = FakeMonotonic()
-    clock = AmazonClock(speed=50.0, monotonic=clock_time)
-    start = clock.mark()
-    clock_time.now += 2.0  # work: CPU, the local AWS
-    with clock.waiting():
-        clock_time.now += 0.1  # a sleep the speed factor shrank: 5 Amazon seconds
-    assert clock.elapsed(start) == pytest.approx(2.0 + 0.1 * 50)
+    clock = AmazonClock(speed=50.0, amazon_limits={"getTransactions": (0.5, 2)}, monotonic=clock_time)
+    start = clock.start_invocation()
+    clock_time.now += 1.5  # work: CPU, the local AWS, the emulator's answer
+    for _ in range(5):  # two from the burst, then one every 2 Amazon seconds
+        with clock.pacing("getTransactions"):
+            clock_time.now += 0.04  # the sandbox's sped-up pacer: replaced, not counted
+    assert clock.elapsed(start) == pytest.approx(1.5 + 3 * 2.0)
 
 
-def test_overlapping_waits_of_several_threads_count_once() -> None:
+def test_a_sandbox_too_slow_for_its_sped_up_limit_still_pays_amazons_pace() -> None:
+    """Pages 0.05 s of wall time apart never wait in the sandbox at x200 (limit 100 a second): at Amazon each one
+    after the burst waits for its token, 2 s apart, minus the time the page itself took."""
     clock_time = FakeMonotonic()
-    clock = AmazonClock(speed=10.0, monotonic=clock_time)
-    start = clock.mark()
-    with clock.waiting():
+    clock = AmazonClock(speed=200.0, amazon_limits={"getTransactions": (0.5, 1)}, monotonic=clock_time)
+    start = clock.start_invocation()
+    for _ in range(4):
+        with clock.pacing("getTransactions"):
+            pass
+        clock_time.now += 0.05
+    assert clock.elapsed(start) == pytest.approx(3 * 2.0 + 0.05)
+
+
+def test_overlapping_pacer_time_of_several_threads_is_replaced_once_and_buckets_refill_per_invocation() -> None:
+    clock_time = FakeMonotonic()
+    clock = AmazonClock(speed=10.0, amazon_limits={"getReport": (2.0, 15)}, monotonic=clock_time)
+    start = clock.start_invocation()
+    with clock.pacing("getReport"):
         clock_time.now += 1.0
-        with clock.waiting():  # a second thread waits during the first one's wait
+        with clock.pacing("getReport"):  # a second thread in the pacer at the same time
             clock_time.now += 1.0
-        clock_time.now += 1.0
-        assert clock.elapsed(start) == pytest.approx(30.0)  # a wait still going on counts too
-    assert clock.elapsed(start) == pytest.approx(30.0)
+    assert clock.elapsed(start) == pytest.approx(0.0)  # two requests of a burst of 15: no wait at Amazon
+    clock_time.now += 3.0
+    assert clock.elapsed(start) == pytest.approx(3.0)
+    with clock.pacing("createReport"):  # an operation without an in-function limit: its pacer time is replaced
+        clock_time.now += 0.5
+    assert clock.elapsed(start) == pytest.approx(3.0)
 
 
-# The product's pacer (abrecon.pacing) over an in-memory table: getTransactions at Amazon's 0.5 requests a second,
-# sped up 100 times as the sandbox scales the rate limits (50 a second, burst 1): each page waits 2 Amazon seconds.
+# The product's pacer (abrecon.pacing) over an in-memory table, getTransactions at the rate of its test: the worker
+# counts each page at Amazon's rate, AB_API_RATE_LIMITS (sped up 100 times, as the sandbox sets it) divided by 100.
 PACED = """import time
 from abrecon.pacing import Limit, Pacer
 
 
 class Table:
     def __init__(self):
-        # A bucket in use, not full: a full one's first waits also carry the pacer's one-second arrival guard.
-        self.items = {"PACE#getTransactions": {"pk": "PACE#getTransactions", "tokens": 0, "at": time.time(), "v": 1}}
+        self.items = {}
 
     def get_item(self, Key, ConsistentRead):
         item = self.items.get(Key["pk"])
@@ -65,11 +81,8 @@ class Table:
         self.items[Item["pk"]] = Item
 
 
-PACER = Pacer(Table(), {"getTransactions": Limit(rate=0.5 * 100, burst=1)})
-
-
 def lambda_handler(event, context):
-    PACER._table.items["PACE#getTransactions"]["at"] = time.time()
+    PACER = Pacer(Table(), {"getTransactions": Limit(rate=event["sandboxRate"], burst=event["sandboxBurst"])})
     remaining = [context.get_remaining_time_in_millis()]
     for _ in range(event["pages"]):
         PACER.before_request("getTransactions")
@@ -80,10 +93,14 @@ def lambda_handler(event, context):
 """
 
 
-def test_paced_waits_count_in_amazon_time_and_a_timed_out_invocation_answers_as_lambda(tmp_path: Path) -> None:
-    pool, spec = worker_pool_for(tmp_path, PACED, speed=100.0, timeout_seconds=10)
+AT_X100 = {"AB_API_RATE_LIMITS": "getTransactions=50/1"}  # Amazon's 0.5 a second, burst 1, sped up 100 times
+
+
+def test_paced_requests_count_at_amazons_rate_and_a_timed_out_invocation_answers_as_lambda(tmp_path: Path) -> None:
+    pool, spec = worker_pool_for(tmp_path, PACED, env=AT_X100, speed=100.0, timeout_seconds=10)
+    paced = {"sandboxRate": 50, "sandboxBurst": 1}
     try:
-        ok, body = pool.invoke(spec, json.dumps({"pages": 8}).encode())  # 8 waits of 2 Amazon seconds
+        ok, body = pool.invoke(spec, json.dumps({"pages": 8, **paced}).encode())  # 7 Amazon waits of 2 s
         assert not ok
         assert json.loads(body) == {
             "errorType": "Sandbox.Timedout",
@@ -91,15 +108,28 @@ def test_paced_waits_count_in_amazon_time_and_a_timed_out_invocation_answers_as_
         }
         assert pool.stats.timeouts == {"test-function": 1}
         # A fresh environment serves the next invocation; a backoff sleep of 0.2 s counts 0.2 s, not 20.
-        ok, body = pool.invoke(spec, json.dumps({"pages": 3, "backoff": 0.2}).encode())
+        ok, body = pool.invoke(spec, json.dumps({"pages": 3, "backoff": 0.2, **paced}).encode())
     finally:
         pool.stop()
     assert ok, body
     remaining = json.loads(body)
     assert remaining[0] > 9900
-    assert 1900 < remaining[1] - remaining[2] < 2400  # a paced wait of 0.02 s at x100: 2 Amazon seconds
+    assert 1900 < remaining[1] - remaining[2] < 2300  # the second page: 2 Amazon seconds
     assert 190 < remaining[3] - remaining[4] < 600
     assert pool.stats.timeouts == {"test-function": 1}
+
+
+def test_a_sandbox_bucket_that_never_waits_still_costs_amazons_pace(tmp_path: Path) -> None:
+    """The sandbox's own bucket large enough never to wait (or the sandbox too slow to reach its limit): the
+    pages still cost 2 Amazon seconds each once Amazon's burst is spent."""
+    pool, spec = worker_pool_for(tmp_path, PACED, env=AT_X100, speed=100.0, timeout_seconds=30)
+    try:
+        ok, body = pool.invoke(spec, json.dumps({"pages": 6, "sandboxRate": 1e6, "sandboxBurst": 1000}).encode())
+    finally:
+        pool.stop()
+    assert ok, body
+    remaining = json.loads(body)
+    assert 9_500 < remaining[0] - remaining[-1] < 11_000  # five waits of 2 s
 
 
 BUSY = """import time

@@ -182,7 +182,7 @@ def test_a_window_too_big_for_one_invocation_continues_from_the_page_token(
         assert short["invoiceLookupKey"]
         short = load_handler("fetch-invoices")(short, FakeContext(timeout_seconds=1))
         lookups += 1
-    assert lookups == -(-run["lineItemCount"] // 25)
+    assert lookups == -(-run["lineItemCount"] // 25) + 1  # and one to list the targets with a budget of its own
     assert {k: v for k, v in short.items() if k != "invoiceLookupKey"} == ample
 
 

@@ -413,16 +413,18 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
             rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
         progress = InvoiceLookupProgress(carried_over=len(carried))
     keys = list(dict.fromkeys(row.key for row in rows))
-    _look_up_invoices(keys, progress, rt)
-    if progress.keys_done < len(keys):
+    asked = _look_up_invoices(keys, progress, rt)
+    # Listing the targets writes every line item to the ledger: after a full invocation of lookups it gets one of
+    # its own rather than the margin's leftovers.
+    if progress.keys_done < len(keys) or (asked and rt.budget.exhausted()):
         rt.store.put_json(progress_key, progress.model_dump(mode="json", by_alias=True))
         return run.model_copy(update={"invoice_lookup_key": progress_key, "invoices_key": None})
     return _list_report_targets(run, rt, rows, progress)
 
 
-def _look_up_invoices(keys: list[OrderLineItemKey], progress: InvoiceLookupProgress, rt: Runtime) -> None:
+def _look_up_invoices(keys: list[OrderLineItemKey], progress: InvoiceLookupProgress, rt: Runtime) -> bool:
     """Ask about the keys from progress.keysDone on, a batch at a time, until done or the time budget is spent
-    (one batch at least, so that every invocation makes progress)."""
+    (one batch at least, so that every invocation makes progress). Whether any was asked about."""
     seen = set(progress.invoices) | set(progress.credit_memos)
     found: dict[str, InvoiceDetail] = {}
     started_at = progress.keys_done
@@ -450,6 +452,7 @@ def _look_up_invoices(keys: list[OrderLineItemKey], progress: InvoiceLookupProgr
         checks = check_invoices(found.values())
         progress.checked += checks.checked
         progress.flags += [flag.model_dump(mode="json", by_alias=True) for flag in checks.flags]
+    return progress.keys_done > started_at
 
 
 def _list_report_targets(
