@@ -101,7 +101,7 @@ bench: setup
 	$(BIN)/python -m abrecon_sandbox.bench
 
 ## The backfill at scale: N = 500, then 10,000 invoices in ONE execution (21,000+ line items, 1,000+ getTransactions
-## pages) at x200, with Lambda timeouts and Step Functions' quotas enforced (about an hour; not in CI). Run it under
+## pages) at x240, with Lambda timeouts and Step Functions' quotas enforced (about an hour; not in CI). Run it under
 ## the shared lock on shared machines: flock /tmp/abrecon-heavy.lock make bench-large
 bench-large: setup
 	$(BIN)/python -m abrecon_sandbox.bench --large
