@@ -13,6 +13,7 @@ execution of 10,000 invoices over a window of more than 1,000 getTransactions pa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import sys
@@ -177,9 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="abrecon-bench", description=__doc__)
     parser.add_argument("--only", type=int, action="append", help="run only the case with this many invoices")
     parser.add_argument("--large", action="store_true", help="the backfill cases (N = 500 and 10,000 at x240)")
+    parser.add_argument("--speed", type=float, help="run the cases at this speed factor instead of their own")
     parser.add_argument("--out", type=Path, default=PARSER_DEFAULT_OUT)
     args = parser.parse_args(argv)
     cases = [c for c in (LARGE_CASES if args.large else CASES) if not args.only or c.invoices in args.only]
+    if args.speed:
+        cases = [dataclasses.replace(c, speed=args.speed) for c in cases]
     if args.large and args.out == PARSER_DEFAULT_OUT:
         args.out = args.out.with_name("bench-large.json")
     workdir = args.out.parent / ("bench-large" if args.large else "bench")
