@@ -132,3 +132,20 @@ def test_a_schedule_scheduler_could_not_create_is_refused() -> None:
         _check_schedule("StartRunFunction.Daily", {"ScheduleExpressionTimezone": "Mars/Olympus_Mons"})
     with pytest.raises(TemplateError, match="schedule name"):
         _check_schedule("StartRunFunction.Daily", {"Name": "a" * 60 + "-daily"})
+
+
+def test_the_sandbox_command_reports_a_refused_parameter_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`abrecon sandbox run --max-polls 5000`: the stack's refusal is a one-line error, not a traceback."""
+    import abrecon_sandbox.run
+    from abrecon_cli.main import main
+
+    def refuse(options: Any, **_: Any) -> int:
+        check_parameters(DECLARED, DEFAULTS | {"MaxPolls": str(options.max_polls)})
+        return 0
+
+    monkeypatch.setattr(abrecon_sandbox.run, "run_sandbox", refuse)
+    assert main(["sandbox", "run", "--max-polls", "5000"]) == 2
+    error = capsys.readouterr().err
+    assert "MaxPolls" in error and "MaxValue" in error and "Traceback" not in error
