@@ -10,6 +10,7 @@ import pytest
 from helpers import TEMPLATE
 
 from abrecon_sandbox.parameters import ParameterError, check_parameters
+from abrecon_sandbox.run import SandboxOptions, scaled_rate_limits
 from abrecon_sandbox.stack import TemplateError, _check_schedule, build_stack, load_template
 
 DECLARED: dict[str, Any] = load_template(TEMPLATE)["Parameters"]
@@ -53,6 +54,7 @@ def test_every_parameter_has_a_default_and_every_constrained_one_says_why() -> N
         ("OperationsEmail", "ops@example.com, cto@example.com", "AllowedPattern"),
         ("FinanceEmail", "f" * 250 + "@example.com", "MaxLength"),
         ("LwaEndpoint", "http://api.amazon.com/auth/o2/token", "AllowedPattern"),
+        ("ApiEndpoint", "http://127.0.0.1.example.com/", "AllowedPattern"),
         ("MarketplaceId", "atvpdkikx0der", "AllowedPattern"),  # the whole value must match, not a part
         ("ScheduleTimeZone", "A" * 51, "MaxLength"),
         ("PollSeconds", "0", "MinValue"),
@@ -89,6 +91,8 @@ def test_a_value_cloudformation_would_refuse_is_refused_naming_the_parameter_and
         ("PollSeconds", "3600"),
         ("ApiEndpoint", ""),
         ("ApiEndpoint", "https://sandbox.na.business-api.amazon.com"),
+        ("ApiEndpoint", "http://127.0.0.1:8080"),  # plain http to a loopback host: the client's own rule
+        ("LwaEndpoint", "http://localhost:8080/auth/o2/token"),
     ],
 )
 def test_values_cloudformation_takes_pass(parameter: str, value: str) -> None:
@@ -149,3 +153,21 @@ def test_the_sandbox_command_reports_a_refused_parameter_and_exits_2(
     assert main(["sandbox", "run", "--max-polls", "5000"]) == 2
     error = capsys.readouterr().err
     assert "MaxPolls" in error and "MaxValue" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("speed", [1.0, 60.0, 600.0, 3000.0])
+def test_the_sandboxs_own_parameters_are_ones_cloudformation_takes(speed: float) -> None:
+    """What `abrecon sandbox run` and the tests give the stack (emulator on loopback, scaled rates and waits)."""
+    options = SandboxOptions(speed=speed, max_polls=15)
+    check_parameters(
+        DECLARED,
+        DEFAULTS
+        | {
+            "ApiEndpoint": "http://127.0.0.1:41234",
+            "LwaEndpoint": "http://127.0.0.1:41234/auth/o2/token",
+            "FatalRetrySeconds": str(options.fatal_retry_seconds),
+            "PollSeconds": str(options.effective_poll_seconds),
+            "MaxPolls": str(options.max_polls),
+            "ApiRateLimits": scaled_rate_limits(speed),
+        },
+    )
