@@ -102,10 +102,7 @@ def function_environment(local_aws: Any, monkeypatch: Any, logical_id: str) -> I
     for name, value in {
         **spec.environment,
         **CREDENTIALS,
-        # signed as the function's role, over TLS: the sandbox's IAM gate evaluates it as AWS would (iam.py)
-        "AWS_ACCESS_KEY_ID": local_aws.iam.key_for(logical_id),
-        "AWS_CA_BUNDLE": str(local_aws.ca_bundle),
-        "AWS_ENDPOINT_URL": local_aws.tls_endpoint_url,
+        "AWS_ENDPOINT_URL": local_aws.endpoint_url,
         "AWS_DEFAULT_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():

@@ -38,6 +38,12 @@ CREDENTIALS = {  # nosec B105
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+# The sandbox's own calls (stack creation, audit, tests) are the administrator's: the IAM gate lets them pass.
+_ADMIN = {
+    "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+    "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    "aws_session_token": CREDENTIALS["AWS_SESSION_TOKEN"],
+}
 # Functions run with a fresh, empty TMPDIR and HOME of their own, which must still be empty at the end: the
 # download holds report documents, which must never reach a disk unencrypted (FIELD-NOTES), not even /tmp.
 DISKLESS_FUNCTIONS = ("DownloadDocumentFunction",)
@@ -78,6 +84,7 @@ class LocalAws:
         self.iam: Enforcer | None = None
         self._tls_server: BaseWSGIServer | None = None
         self._identity = ExitStack()
+        self._tls_dir: Path | None = None
         self.meter = StepFunctionsMeter()
         self.router: LambdaRouter | None = None
 
@@ -105,7 +112,9 @@ class LocalAws:
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
         self._scratch = Path(tempfile.mkdtemp(prefix="abrecon-sandbox-"))
-        self.ca_bundle, tls_key = make_certificate(self._scratch / "tls")
+        # Beside the scratch directory, not in it: disk_report lists every file left there.
+        self._tls_dir = Path(tempfile.mkdtemp(prefix="abrecon-sandbox-tls-"))
+        self.ca_bundle, tls_key = make_certificate(self._tls_dir)
         self._tls_server = make_server(
             "127.0.0.1", 0, router, threaded=True, ssl_context=(str(self.ca_bundle), str(tls_key))
         )
@@ -153,8 +162,8 @@ class LocalAws:
         self.router = router
 
     def client(self, service: str) -> Any:
-        """A boto3 client for the local AWS."""
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        """A boto3 client for the local AWS, as the account's administrator (whatever the process's environment)."""
+        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url, **_ADMIN)  # type: ignore[call-overload]
 
     def client_as(self, caller: str, service: str, *, tls: bool = True) -> Any:
         """A boto3 client signing as a function's (or the state machine's) role, as that caller's requests are
@@ -170,8 +179,8 @@ class LocalAws:
         )
 
     def resource(self, service: str) -> Any:
-        """A boto3 resource for the local AWS."""
-        return boto3.resource(service, region_name=REGION, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        """A boto3 resource for the local AWS, as the account's administrator."""
+        return boto3.resource(service, region_name=REGION, endpoint_url=self.endpoint_url, **_ADMIN)  # type: ignore[call-overload]
 
     def disk_report(self) -> dict[str, object]:
         """What the functions wrote to disk: files opened for writing per function (the workers' audit hook), and
@@ -195,3 +204,6 @@ class LocalAws:
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+        if self._tls_dir:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None

@@ -126,7 +126,7 @@ def test_the_template_allows_every_focused_call(tmp_path: Path) -> None:
         aws.client_as(SUMMARIZE, "s3").get_object(Bucket=bucket, Key="invoice-details/run/INV-1.json")
         aws.client_as(DOWNLOAD, "secretsmanager").get_secret_value(SecretId=aws.stack.output("LwaSecret"))
         aws.client_as(MACHINE, "sns").publish(TopicArn=aws.stack.output("FinanceTopic"), Message="run done")
-        aws.client_as(MACHINE, "lambda").invoke(FunctionName=aws.stack.output("StartRunFunction"), Payload=b"{}")
+        aws.client_as(MACHINE, "lambda").invoke(FunctionName=aws.stack.output(SUMMARIZE, "Arn"), Payload=b"{}")
         assert aws.iam.summary() == {"accessDenied": 0, "accessDeniedCalls": []}
 
 
@@ -259,9 +259,9 @@ def test_without_invoke_permission_the_state_machine_is_refused_by_lambda(tmp_pa
 
 def test_without_kms_decrypt_a_function_cannot_start(tmp_path: Path) -> None:
     """Lambda decrypts a function's environment (KmsKeyArn) with the function's own role before it runs."""
-    with sandbox(tmp_path, lambda t: drop_action(t, "StartRunFunction", "kms:Decrypt")) as aws:
+    with sandbox(tmp_path, lambda t: drop_action(t, SUMMARIZE, "kms:Decrypt")) as aws:
         assert aws.stack
-        arn = aws.stack.output("StartRunFunction", "Arn")
+        arn = aws.stack.output(SUMMARIZE, "Arn")
         error = refused(lambda: aws.client_as(MACHINE, "lambda").invoke(FunctionName=arn, Payload=b"{}"))
         assert error["status"] == 502 and error["code"] == "KMSAccessDeniedException"
 
