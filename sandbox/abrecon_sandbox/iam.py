@@ -472,7 +472,7 @@ def build_enforcer(template_path: Path, stack: Stack) -> Enforcer:
         elif kind == "AWS::SecretsManager::Secret":
             props = resolver.resolve(raw)
             arn = stack.output(logical_id)
-            secrets[arn.rsplit(":", 1)[1].rsplit("-", 1)[0]] = arn
+            secrets[arn.split(":secret:", 1)[-1].rsplit("-", 1)[0]] = arn  # name-XXXXXX: the name
             if props.get("KmsKeyId"):
                 encrypted_by[arn] = keys.get(props["KmsKeyId"], props["KmsKeyId"])
         elif kind == "AWS::DynamoDB::Table":
