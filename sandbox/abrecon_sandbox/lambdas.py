@@ -26,7 +26,8 @@ from abrecon_sandbox.lambda_worker import read_message, write_message
 AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 # The worker ends a timed-out invocation itself, on Amazon's clock (amazon_clock.py); this much wall time past the
-# Timeout (never shorter than Amazon time when speed >= 1) the pool kills a worker that could not (stuck in C code).
+# Timeout (its wall time, divided by the speed when that is under 1) the pool kills a worker that could not (stuck
+# in C code). Amazon's clock runs behind the wall only by pacer waits longer than Amazon's, capped at 60 s each.
 BACKSTOP_GRACE_SECONDS = 10.0
 
 
@@ -244,6 +245,8 @@ class LambdaRouter:
         self._app = app
         self.pool: WorkerPool | None = None  # set once the stack's functions are known
         self.s3_faults: S3WriteFaults | None = None  # the s3-write-failure profile, when the sandbox runs it
+        # IAM as AWS evaluates it (iam.IamGate): None to pass a request on, or AWS's refusal (status, headers, body).
+        self.iam: Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None] | None = None
         self.requests: Counter[str] = Counter()  # "service:action" -> AWS requests, for the cost estimate
         self._requests_lock = threading.Lock()
 
@@ -263,6 +266,11 @@ class LambdaRouter:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Route one request."""
         service = self._count(environ)
+        refused = self.iam(environ) if self.iam is not None else None
+        if refused is not None:
+            status, headers, body = refused
+            start_response(status, headers)
+            return [body]
         if service == "s3" and self.s3_faults is not None:
             faulty = self.s3_faults.serve(environ, start_response, self._app)
             if faulty is not None:
