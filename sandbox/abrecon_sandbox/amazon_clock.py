@@ -23,8 +23,10 @@ function's Timeout, and its context's remaining time, are counted as
 Operations the pipeline paces through the state machine (createReport, getReportDocument: `STEP_PACED`) never
 wait inside a function and are not counted. Known limits: the per-invocation bucket does not see other invocations
 taking from the shared one (many check-report invocations contending for getReport: their real, sped-up waits are
-replaced by none), and the emulator's injected `slow` answers (1-3 s divided by K) count once, not K times. The worker measures all this in its own process, reports it through the context's
-`get_remaining_time_in_millis()`, and ends an invocation that runs out (see lambda_worker.py).
+replaced by none), and the emulator's injected `slow` answers (1-3 s divided by K) count once, not K times.
+
+The worker measures all this in its own process, reports it through the context's `get_remaining_time_in_millis()`,
+and ends an invocation that runs out (see lambda_worker.py).
 """
 
 from __future__ import annotations
