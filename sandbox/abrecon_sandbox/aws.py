@@ -107,6 +107,14 @@ class LocalAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
         self.meter.install()
         self.quotas.install()
+        try:
+            self._serve()
+        except BaseException:
+            self.stop()  # a half-started sandbox must not leave moto's interpreter patched (meter, quotas)
+            raise
+
+    def _serve(self) -> None:
+        """Start the server, build the stack, and ready the Lambda workers (start's body)."""
         for name, value in CREDENTIALS.items():
             os.environ.setdefault(name, value)
         router = LambdaRouter(DomainDispatcherApplication(create_backend_app))
