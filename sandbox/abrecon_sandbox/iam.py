@@ -356,7 +356,8 @@ class Enforcer:
             return {"accessDenied": self.denied, "accessDeniedCalls": [d.as_dict() for d in self.denials]}
 
     def evaluate(self, principal: Principal, call: Call) -> Decision:
-        """Evaluate one call of principal's, with the resource's policy."""
+        """Evaluate one call of principal's, with the resource's policy (aws:PrincipalArn: the role's ARN)."""
+        call = Call(call.action, call.resource, {"aws:principalarn": principal.role_arn, **call.context})
         resource_policy = self._resource_policy(call.resource)
         is_key = call.action.lower().startswith("kms:")
         return decide(principal, call, resource_policy, key_policy=is_key)
