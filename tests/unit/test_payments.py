@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -12,14 +14,15 @@ from typing import Any, cast
 import pytest
 from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
-from abrecon import payments
+from abrecon import payments, reporting
 from abrecon.client import AmazonBusinessClient, RetryPolicy
 from abrecon.errors import BadRequestError, ServerError
-from abrecon.models import InvoicePaymentDetailResult, InvoicePaymentDetailsResponse
+from abrecon.models import InvoiceDetail, InvoicePaymentDetailResult, InvoicePaymentDetailsResponse
 from abrecon.payment_status import (
     AGING_BUCKETS,
     STATUS_ERROR,
     PaymentRecord,
+    RunPayments,
     aging,
     aging_bucket,
     past_due,
@@ -27,7 +30,8 @@ from abrecon.payment_status import (
 )
 from abrecon.runtime import Runtime
 from abrecon.settings import Settings
-from abrecon.steps import RunContext
+from abrecon.steps import LineItemRow, RunContext
+from abrecon.storage import InvoiceRecord
 
 API = "https://na.business-api.amazon.com"
 PATH = "/reconciliation/2021-01-08/invoices/batch/paymentDetails"
@@ -334,3 +338,97 @@ def test_a_long_list_continues_in_the_next_invocation(monkeypatch: pytest.Monkey
     third = payments.check_payments(context(second.model_dump(mode="json", by_alias=True)), rt)
     assert (third.done, third.more) == (80, False)
     assert sorted(i for call in api.calls for i in call) == sorted(f"INV-{n}" for n in range(80))
+
+
+# ----- what finance sees: the report's columns, the Past due section first, the message -----------------------------
+
+
+def payment_report(payments_of_run: RunPayments | None) -> reporting.Report:
+    rows = [
+        LineItemRow.model_validate(
+            {
+                "transactionId": f"T{n}",
+                "transactionType": "CHARGE",
+                "transactionDate": f"2026-11-2{n} 10:00:00+00:00",
+                "orderId": f"O{n}",
+                "orderLineItemId": "L1",
+                "shipmentId": "S1",
+                "amount": "12.50",
+                "currency": "USD",
+            }
+        )
+        for n in range(3)
+    ]
+    details = {
+        f"INV-{n}": InvoiceDetail.model_validate({"invoiceNumber": f"INV-{n}", "invoiceDate": "2026-11-20T12:00:00Z"})
+        for n in range(3)
+    }
+    records = {
+        f"INV-{n}": InvoiceRecord.model_validate({"invoiceNumber": f"INV-{n}", "state": "STORED", "runId": RUN})
+        for n in range(3)
+    }
+    return reporting.build_report(
+        run_id=RUN,
+        window_start=datetime(2026, 11, 20, tzinfo=UTC),
+        window_end=datetime(2026, 11, 27, tzinfo=UTC),
+        generated_at=datetime(2026, 12, 1, 6, tzinfo=UTC),
+        bucket="docs",
+        csv_key=f"runs/{RUN}/report.csv",
+        html_key=f"runs/{RUN}/report.html",
+        line_items=rows,
+        matches={f"O{n}|L1|S1": [f"INV-{n}"] for n in range(3)},
+        details=details,
+        records=records,
+        targets=list(records),
+        requested_this_run=list(records),
+        failures=[],
+        deferrals=[],
+        payments=payments_of_run,
+    )
+
+
+def run_payments_example() -> RunPayments:
+    entries = [
+        record("INV-0", "Past Due", TODAY - timedelta(days=12), "12.50"),
+        record("INV-1", "Issued", TODAY + timedelta(days=20), "12.50"),
+        record("INV-2", STATUS_ERROR, None).model_copy(update={"reason": "PAYMENT_DETAILS_UNAVAILABLE: n/a"}),
+        # an earlier run's invoice, still unpaid: listed although this run has no line item for it
+        record("OLD-9", "Past Due", TODAY - timedelta(days=95), "40.00").model_copy(update={"run_id": "earlier"}),
+    ]
+    return RunPayments({r.invoice_number: r for r in entries}, TODAY)
+
+
+def test_the_csv_has_payment_status_and_due_date_per_row_and_aging_rows() -> None:
+    report = payment_report(run_payments_example())
+    rows = list(csv.DictReader(io.StringIO(reporting.render_csv(report).decode("utf-8-sig"))))
+    lines = {r["Document number(s)"]: r for r in rows if r["Transaction ID"]}
+    assert (lines["INV-0"]["Payment status"], lines["INV-0"]["Due date"]) == ("Past Due", "2026-11-19")
+    assert (lines["INV-1"]["Payment status"], lines["INV-1"]["Due date"]) == ("Issued", "2026-12-21")
+    assert lines["INV-2"]["Payment status"] == "ERROR: PAYMENT_DETAILS_UNAVAILABLE: n/a"
+    (aging_row,) = [r for r in rows if r["Transaction date (UTC)"] == "AGING"]
+    assert aging_row["Currency"] == "USD"
+    assert "Not yet due: 12.50; 1-30 days past due: 12.50;" in aging_row["Reason"]
+    assert aging_row["Reason"].endswith("Over 90 days: 40.00")
+    without = list(csv.reader(io.StringIO(reporting.render_csv(payment_report(None)).decode("utf-8-sig"))))
+    assert "Payment status" not in without[0]  # a run that asked no payment status has no such columns
+
+
+def test_the_page_starts_with_the_past_due_invoices_oldest_first() -> None:
+    page = reporting.render_html(payment_report(run_payments_example())).decode()
+    first_section = page.index("<h2>")
+    assert page[first_section:].startswith("<h2>Past due</h2>")
+    assert page.index('id="past-due"') < page.index('class="outcome') < page.index("<h2>Totals</h2>")
+    assert page.index('id="pastdue-OLD-9"') < page.index('id="pastdue-INV-0"')  # oldest due date first
+    assert "2 invoices past due</b>, 52.50 USD; the oldest was due 2026-08-28." in page
+    assert "<td>USD</td>" in page and "Unpaid in all" in page
+    assert "Amazon could not give the payment status of 1 invoice" in page
+    assert "<h2>Past due</h2>" not in reporting.render_html(payment_report(None)).decode()
+
+
+def test_the_message_says_how_many_are_past_due_their_total_and_the_oldest_due_date() -> None:
+    message = reporting.finance_message(payment_report(run_payments_example()), summary_key="runs/x/summary.json")
+    assert "Past due: 2 invoices, USD 52.50; the oldest was due 2026-08-28:" in message
+    assert "    - OLD-9: due 2026-08-28, USD 40.00" in message
+    assert "Payment status unavailable for 1 invoice" in message
+    none_due = RunPayments({"INV-1": record("INV-1", "Issued", TODAY + timedelta(days=3))}, TODAY)
+    assert "\nPast due: none.\n" in reporting.finance_message(payment_report(none_due), summary_key="k")

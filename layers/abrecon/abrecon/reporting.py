@@ -1111,7 +1111,7 @@ def _payment_note(document: Document) -> str:
     if record is None:
         return ""
     due = f", due {record.due_date.isoformat()}" if record.due_date else ""
-    css = "small nowrap pastdue" if record.is_past_due else "small nowrap"
+    css = "small pastdue" if record.is_past_due else "small"  # wraps: an ERROR's reason can be long
     return f'<div class="{css}">{_e(status_text(record))}{_e(due)}</div>'
 
 
