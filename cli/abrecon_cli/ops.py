@@ -273,20 +273,22 @@ class Listed:
         }
 
 
-def _ledger(aws: Aws, stack: DeployedStack) -> dict[str, InvoiceRecord]:
+def _scan(aws: Aws, stack: DeployedStack, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every ledger entry whose key starts with prefix ("INVOICE#", "PAYMENT#")."""
     table = aws.resource("dynamodb").Table(stack.ledger_table)
-    records: dict[str, InvoiceRecord] = {}
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with("INVOICE#")}
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with(prefix)}
     with aws_errors(f"read the ledger table {stack.ledger_table}"):
         while True:
             page = table.scan(**kwargs)
-            for item in page.get("Items", []):
-                record = _record(item)
-                if record:
-                    records[record.invoice_number] = record
+            yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
-                return records
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _ledger(aws: Aws, stack: DeployedStack) -> dict[str, InvoiceRecord]:
+    records = (_record(item) for item in _scan(aws, stack, "INVOICE#"))
+    return {record.invoice_number: record for record in records if record}
 
 
 def _record(item: dict[str, Any]) -> InvoiceRecord | None:
@@ -298,19 +300,12 @@ def _record(item: dict[str, Any]) -> InvoiceRecord | None:
 
 def _payments(aws: Aws, stack: DeployedStack) -> dict[str, PaymentRecord]:
     """The ledger's payment entries (what the last run learned of each invoice's payment status)."""
-    table = aws.resource("dynamodb").Table(stack.ledger_table)
     found: dict[str, PaymentRecord] = {}
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with("PAYMENT#")}
-    with aws_errors(f"read the payment entries of the ledger table {stack.ledger_table}"):
-        while True:
-            page = table.scan(**kwargs)
-            for item in page.get("Items", []):
-                with suppress(ValidationError):  # an entry this CLI cannot read: shown without a payment status
-                    record = PaymentRecord.model_validate(item)
-                    found[record.invoice_number] = record
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for item in _scan(aws, stack, "PAYMENT#"):
+        with suppress(ValidationError):  # an entry this CLI cannot read: listed without a payment status
+            record = PaymentRecord.model_validate(item)
+            found[record.invoice_number] = record
+    return found
 
 
 def _detail_keys(s3: Any, bucket: str) -> Iterator[str]:

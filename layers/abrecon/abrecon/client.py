@@ -202,18 +202,9 @@ class AmazonBusinessClient:
             return []
         body = {"orderLineItems": [key.model_dump() for key in keys]}
         data = self._call(OP_GET_INVOICE_DETAILS, "POST", INVOICES_PATH, body=body)
-        entries = data.get("invoiceDetailsByOrderLineItems") if isinstance(data, dict) else None
-        if entries is None:
-            entries = []
-        if not isinstance(entries, list):
-            raise ServerError(OP_GET_INVOICE_DETAILS, 200, "InvalidResponse", "answer list is not a list")
-        result: list[InvoiceDetailsOfOrderLineItem] = []
-        for index, entry in enumerate(entries):
-            try:
-                result.append(InvoiceDetailsOfOrderLineItem.model_validate(entry))
-            except ValidationError as exc:
-                logger.warning("skipping unreadable invoice details entry %d: %s", index, _summarise(exc))
-        return result
+        return _readable_entries(
+            OP_GET_INVOICE_DETAILS, data, "invoiceDetailsByOrderLineItems", InvoiceDetailsOfOrderLineItem
+        )
 
     def get_invoice_payment_details(self, invoice_ids: Sequence[str]) -> list[InvoicePaymentDetailResult]:
         """Payment status and due date of up to 25 invoices: one SUCCESS or ERROR result per invoice.
@@ -240,18 +231,9 @@ class AmazonBusinessClient:
                 f"invoice ids must have 1 to {MAX_INVOICE_ID_LENGTH} characters",
             )
         data = self._call(OP_GET_PAYMENT_DETAILS, "POST", PAYMENT_DETAILS_PATH, body={"invoiceIds": ids})
-        entries = data.get("invoicePaymentDetailsResults") if isinstance(data, dict) else None
-        if entries is None:
-            entries = []
-        if not isinstance(entries, list):
-            raise ServerError(OP_GET_PAYMENT_DETAILS, 200, "InvalidResponse", "answer list is not a list")
-        results: list[InvoicePaymentDetailResult] = []
-        for index, entry in enumerate(entries):
-            try:
-                results.append(InvoicePaymentDetailResult.model_validate(entry))
-            except ValidationError as exc:
-                logger.warning("skipping unreadable payment details entry %d: %s", index, _summarise(exc))
-        return results
+        return _readable_entries(
+            OP_GET_PAYMENT_DETAILS, data, "invoicePaymentDetailsResults", InvoicePaymentDetailResult
+        )
 
     # --- Document (Reports) API -----------------------------------------------------------------
 
@@ -460,6 +442,23 @@ def _parse(operation: str, model: type[_M], data: Any) -> _M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ServerError(operation, 200, "InvalidResponse", _summarise(exc)) from None
+
+
+def _readable_entries(operation: str, data: Any, name: str, model: type[_M]) -> list[_M]:
+    """The entries of an answer's list ``name`` that parse as ``model``; an unreadable one is skipped with a warning,
+    so one bad entry does not cost the batch's others. A missing list is an empty one; anything else: ServerError."""
+    entries = data.get(name) if isinstance(data, dict) else None
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise ServerError(operation, 200, "InvalidResponse", "answer list is not a list")
+    result: list[_M] = []
+    for index, entry in enumerate(entries):
+        try:
+            result.append(model.model_validate(entry))
+        except ValidationError as exc:
+            logger.warning("%s: skipping unreadable answer entry %d: %s", operation, index, _summarise(exc))
+    return result
 
 
 def _summarise(exc: ValidationError) -> str:
