@@ -28,7 +28,7 @@ from abrecon.payment_status import (
     past_due,
     payment_pk,
 )
-from abrecon.runtime import Runtime
+from abrecon.runtime import Runtime, seconds_left, set_invocation_deadline
 from abrecon.settings import Settings
 from abrecon.steps import LineItemRow, RunContext
 from abrecon.storage import InvoiceRecord
@@ -408,7 +408,7 @@ def test_the_csv_has_payment_status_and_due_date_per_row_and_aging_rows() -> Non
     (aging_row,) = [r for r in rows if r["Transaction date (UTC)"] == "AGING"]
     assert aging_row["Currency"] == "USD"
     assert "Not yet due: 12.50; 1-30 days past due: 12.50;" in aging_row["Reason"]
-    assert aging_row["Reason"].endswith("Over 90 days: 40.00")
+    assert aging_row["Reason"].endswith("Over 90 days past due: 40.00")
     without = list(csv.reader(io.StringIO(reporting.render_csv(payment_report(None)).decode("utf-8-sig"))))
     assert "Payment status" not in without[0]  # a run that asked no payment status has no such columns
 
@@ -432,3 +432,12 @@ def test_the_message_says_how_many_are_past_due_their_total_and_the_oldest_due_d
     assert "Payment status unavailable for 1 invoice" in message
     none_due = RunPayments({"INV-1": record("INV-1", "Issued", TODAY + timedelta(days=3))}, TODAY)
     assert "\nPast due: none.\n" in reporting.finance_message(payment_report(none_due), summary_key="k")
+
+
+def test_the_time_budget_is_the_lambda_invocations_remaining_time() -> None:
+    set_invocation_deadline(lambda: 42_000)
+    try:
+        assert 41.0 < seconds_left(600.0) <= 42.0
+    finally:
+        set_invocation_deadline(None)
+    assert seconds_left(600.0) == 600.0  # no Lambda context: the caller's default

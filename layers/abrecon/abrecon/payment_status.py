@@ -22,8 +22,13 @@ from abrecon.storage import DocumentStore, Ledger
 OPEN_KIND = "PAYMENT"
 # Not one of Amazon's statuses: the invoice's result was ERROR (or the call for its batch failed).
 STATUS_ERROR = "ERROR"
-STATUS_NOT_CHECKED = "NOT_CHECKED"
-AGING_BUCKETS = ("Not yet due", "1-30 days past due", "31-60 days past due", "61-90 days past due", "Over 90 days")
+AGING_BUCKETS = (
+    "Not yet due",
+    "1-30 days past due",
+    "31-60 days past due",
+    "61-90 days past due",
+    "Over 90 days past due",
+)
 # The dashboard's metric per status (a metric name has no spaces).
 STATUS_METRICS = {
     PaymentStatus.CLOSED.value: "PaymentsClosed",

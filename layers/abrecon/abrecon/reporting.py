@@ -13,7 +13,7 @@ import csv
 import html
 import io
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -1090,8 +1090,8 @@ def finance_message(report: Report, *, summary_key: str) -> str:
 # --- payment status and due dates (getBatchInvoicePaymentDetails) ------------------------------------------------
 
 
-def _aging_text(aging_amounts: Mapping[str, Decimal], currency: str) -> str:
-    return "; ".join(f"{bucket}: {plain_amount(aging_amounts[bucket], currency)}" for bucket in AGING_BUCKETS)
+def _aging_text(aging_amounts: Mapping[str, Decimal], currency: str, amount: Callable[..., str] = plain_amount) -> str:
+    return "; ".join(f"{bucket}: {amount(aging_amounts[bucket], currency)}" for bucket in AGING_BUCKETS)
 
 
 def _aging_csv_notes(report: Report) -> list[tuple[str, str]]:
@@ -1207,7 +1207,7 @@ def _payment_lines(report: Report) -> list[str]:
             ]
         )
     for a in payments.aging:
-        lines.append(f"  {a.currency} unpaid by days past due: {_aging_text(a.amounts, a.currency)}")
+        lines.append(f"  {a.currency} unpaid by days past due: {_aging_text(a.amounts, a.currency, format_amount)}")
     errors = sum(1 for r in payments.records.values() if r.status == STATUS_ERROR)
     if errors:
         lines.append(
