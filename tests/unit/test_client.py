@@ -19,6 +19,7 @@ from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
 from abrecon.client import AmazonBusinessClient, RetryPolicy
 from abrecon.errors import (
+    AnswerLostError,
     ApiError,
     AuthError,
     BadRequestError,
@@ -490,6 +491,35 @@ def test_connection_failures_are_retried(
     http.queue(failure, Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
     client.get_report("R")
     assert len(http.seen) == 2 and len(sleeps.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Reply(500, json_body=errors("InternalFailure", "try again")),
+        Reply(503),
+        requests.ConnectionError("reset"),
+        requests.ReadTimeout("slow"),
+        Reply(202, body=b'{"reportId": "R'),
+        Reply(202, json_body={}),
+    ],
+)
+def test_create_report_is_not_repeated_when_its_answer_is_lost(
+    client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps, answer: Any
+) -> None:
+    # Amazon may have made the report: a blind retry would make a second one.
+    http.queue(answer, Reply(202, json_body={"reportId": "SECOND"}))
+    with pytest.raises(AnswerLostError):
+        client.create_report("X", ["M"])
+    assert client.api_calls == {"createReport": 1} and sleeps.calls == []
+
+
+def test_create_report_retries_what_was_not_processed(
+    client: AmazonBusinessClient, http: FakeHttp, sleeps: Sleeps
+) -> None:
+    http.queue(Reply(429), requests.ConnectTimeout("slow"), Reply(202, json_body={"reportId": "R"}))
+    assert client.create_report("X", ["M"]) == "R"
+    assert client.api_calls == {"createReport": 3}
 
 
 def test_throttled_after_budget(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from abrecon._http import RetryPolicy, parse_retry_after, require_secure_url
 from abrecon.errors import (
+    AnswerLostError,
     ApiError,
     AuthError,
     BadRequestError,
@@ -226,7 +227,9 @@ class AmazonBusinessClient:
         """Request a GET_AB_INVOICE_PDF report for one invoice; returns the reportId.
 
         Without document_type/invoice_type the report holds the invoice and its credit memos.
-        Both given, or any other invalid input: BadRequestError before any call.
+        Both given, or any other invalid input: BadRequestError before any call. createReport is not safe to
+        repeat: only a 429 or a connect timeout (nothing was processed) is retried here; a 5xx, a broken
+        connection or an unreadable answer is AnswerLostError (the report may exist: look for it with getReports).
         """
         ids = [marketplace_ids] if isinstance(marketplace_ids, str) else list(marketplace_ids)
         try:
@@ -235,8 +238,13 @@ class AmazonBusinessClient:
             )
         except ValidationError as exc:
             raise BadRequestError(OP_CREATE_REPORT, None, "InvalidInput", _summarise(exc)) from None
-        data = self._call(OP_CREATE_REPORT, "POST", REPORTS_PATH, body=request.to_body(), ok=(202, 200))
-        return _parse(OP_CREATE_REPORT, CreateReportResponse, data).reportId
+        try:
+            data = self._call(
+                OP_CREATE_REPORT, "POST", REPORTS_PATH, body=request.to_body(), ok=(202, 200), idempotent=False
+            )
+            return _parse(OP_CREATE_REPORT, CreateReportResponse, data).reportId
+        except ServerError as exc:
+            raise AnswerLostError(exc.operation, exc.status, exc.code, exc.message) from exc
 
     def get_report(self, report_id: str) -> Report:
         """Status of a report (and its reportDocumentId once DONE)."""
@@ -357,8 +365,12 @@ class AmazonBusinessClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
+        idempotent: bool = True,
     ) -> Any:
-        """Send one API request with retries; return the decoded JSON body."""
+        """Send one API request with retries; return the decoded JSON body.
+
+        Not ``idempotent``: only what Amazon cannot have processed (429, a connect timeout) is retried.
+        """
         url = self.endpoint + path
         payload = json.dumps(body) if body is not None else None
         attempt = 0
@@ -387,6 +399,10 @@ class AmazonBusinessClient:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+                    raise ServerError(
+                        operation, None, type(exc).__name__, "no answer: the request may have been processed"
+                    ) from None
                 self._retry_or_raise(operation, attempt, None, None, type(exc).__name__)
                 continue
             status = resp.status_code
@@ -400,7 +416,7 @@ class AmazonBusinessClient:
                 token_refreshed = True
                 attempt -= 1
                 continue
-            if status in _RETRYABLE_STATUSES:
+            if status in _RETRYABLE_STATUSES and (idempotent or status == 429):
                 self._retry_or_raise(operation, attempt, status, resp.headers, f"HTTP {status}", resp)
                 continue
             raise _api_error(operation, resp)

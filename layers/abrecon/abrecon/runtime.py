@@ -9,6 +9,7 @@ import boto3
 
 from abrecon.auth import LwaTokenProvider
 from abrecon.client import AmazonBusinessClient
+from abrecon.executions import ExecutionLookup
 from abrecon.pacing import Pacer, parse_limits
 from abrecon.settings import Settings, get_settings
 from abrecon.storage import DocumentStore, Ledger
@@ -23,6 +24,7 @@ class Runtime:
     store: DocumentStore
     ledger: Ledger
     pacer: Pacer
+    executions: ExecutionLookup | None = None  # set where the function may ask Step Functions (EXECUTION_ARN_PREFIX)
 
 
 @cache
@@ -36,4 +38,6 @@ def get_runtime() -> Runtime:
         settings.api_endpoint, tokens, timeout=(5.0, settings.http_timeout_seconds), pace=pacer.before_request
     )
     store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
-    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer)
+    prefix = settings.execution_arn_prefix
+    executions = ExecutionLookup(cache(lambda: boto3.client("stepfunctions")), prefix) if prefix else None
+    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer, executions=executions)

@@ -100,6 +100,8 @@ class ReportRecord:
     # False when the report was created but its createReport answer never reached the caller intact
     # (an injected 5xx after processing, a cut-off body, a dropped connection): the caller cannot know its id.
     answered: bool = True
+    polled: bool = False  # someone asked getReport for it (a lost answer's report found again, for the audit)
+    aged: bool = False  # past Amazon's retention (fault injection): getReport answers 404, getReports omits it
 
     def status(self, now_mono: float) -> str:
         """IN_QUEUE, then IN_PROGRESS, then DONE (or CANCELLED when there is no data, or the forced end)."""
@@ -175,6 +177,13 @@ class ServerState:
         """The fault injector (always set after construction)."""
         assert self.faults is not None
         return self.faults
+
+    def age_reports(self) -> int:
+        """Age every report made so far past Amazon's retention (fault injection); returns how many."""
+        with self.lock:
+            for record in self.reports.values():
+                record.aged = True
+            return len(self.reports)
 
     def expire_access_tokens(self) -> None:
         """Make every issued access token invalid (fault injection)."""
@@ -301,6 +310,10 @@ def create_app(state: ServerState) -> Flask:
         admitted, wait_s = limiter.admit(operation)
         if not admitted:
             return _throttled(wait_s)
+        lost = faults.lost_answer(key)
+        if lost == "server-error-after":
+            request.environ["abrecon.fail_after"] = 500
+        request.environ["abrecon.lost"] = lost
         return None
 
     def _throttled(wait_s: float) -> Response:
@@ -328,8 +341,10 @@ def create_app(state: ServerState) -> Flask:
                 if faults.strips_fields:
                     data = json.dumps(faults.strip_fields(key, json.loads(data))).encode()
                 cut = len(truncated := faults.truncate(key, data)) < len(data)
+                if environ.get("abrecon.lost") == "cut-off":
+                    truncated, cut = data[: len(data) // 2], True
                 response.set_data(truncated)
-            if faults.connection_reset(key):
+            if faults.connection_reset(key) or environ.get("abrecon.lost") == "reset":
                 environ[RESET_FLAG] = True
         created = environ.get("abrecon.report_id")
         if isinstance(created, str) and (not ok or cut or environ.get(RESET_FLAG)):
@@ -544,6 +559,9 @@ def create_app(state: ServerState) -> Flask:
             record = state.reports.get(report_id)
             if record is None:
                 return _error(400, "InvalidInput", "Invalid input", f"Unknown reportId {report_id}.")
+            if record.aged:
+                return _error(404, "NotFound", "Report not found", f"Report {report_id} is no longer available.")
+            record.polled = True
             _assign_document(state, record, now_mono)
             return _json(record.as_json(now_mono))
 
@@ -568,12 +586,15 @@ def create_app(state: ServerState) -> Flask:
         with state.lock:
             newest_first = sorted(state.reports.values(), key=lambda r: r.created_mono, reverse=True)
             matching = [
-                r for r in newest_first if query.selects(REPORT_TYPE, r.status(now_mono), r.marketplace_ids, r.created)
+                r
+                for r in newest_first
+                if not r.aged and query.selects(REPORT_TYPE, r.status(now_mono), r.marketplace_ids, r.created)
             ]
             page = matching[offset : offset + query.page_size]
             for record in page:
                 _assign_document(state, record, now_mono)
-            body: Json = {"reports": [r.as_json(now_mono, options=config.report_options_listed) for r in page]}
+            labelled = config.report_options_listed and not faults.rates.unlabelled_lists
+            body: Json = {"reports": [r.as_json(now_mono, options=labelled) for r in page]}
             if offset + query.page_size < len(matching):
                 next_token = secrets.token_urlsafe(48)
                 state.report_pages[next_token] = (query, offset + query.page_size)
