@@ -22,18 +22,12 @@ import requests
 from emulator_helpers import DATES, MODELS, TIMEOUT, Api, Contract, all_keys, batches, make_config
 
 from abrecon_sandbox.emulator import Emulator
+from abrecon_sandbox.emulator.faults import API_OPERATIONS
 
 pytestmark = pytest.mark.skipif(not MODELS.is_dir(), reason=f"API models not found at {MODELS}")
 
 REGIONS = ["NA", "JP"]
-OPERATIONS = [
-    "getTransactions",
-    "getInvoiceDetailsByOrderLineItems",
-    "createReport",
-    "getReport",
-    "getReports",
-    "getReportDocument",
-]
+OPERATIONS = sorted(API_OPERATIONS)
 REPORTS = "/reports/2021-09-30/reports"
 
 

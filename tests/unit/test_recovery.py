@@ -23,8 +23,9 @@ from abrecon.executions import ExecutionLookup
 from abrecon.models import Report, ReportDocument, ReportsPage
 from abrecon.pacing import Pacer
 from abrecon.runtime import Runtime, get_runtime
-from abrecon.storage import InvoiceRecord, InvoiceState, Ledger
+from abrecon.storage import InvoiceRecord, InvoiceState, Ledger, LedgerConflict
 from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws_faults import _DYNAMODB_5XX, ServiceFaults
 
 PDF = b"%PDF-1.4\n% invoice\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 _EPOCHS = itertools.count(1)
@@ -350,3 +351,38 @@ def test_a_broken_document_is_retried_by_a_bounded_number_of_runs(rt: Runtime) -
         assert record.report_id == "REP-B"  # the next run polls the same report again, no new one
     out = steps.create_report(steps.CreateReportInput(invoice=request("BROKEN-1").invoice, run_id="run-9"), r)
     assert out.status == "ALREADY_FAILED"
+
+
+class OnceAfterApplying(ServiceFaults):
+    """The next DynamoDB request of `action` is applied, then answered 500 (botocore retries it)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__("dynamodb-5xx", seed=1)
+        self.action = action
+
+    def answer(self, service: str, environ: dict[str, Any]) -> Any:
+        if service != "dynamodb" or environ.get("HTTP_X_AMZ_TARGET") != f"DynamoDB_20120810.{self.action}":
+            return None
+        self.action = ""
+        return _DYNAMODB_5XX[0], True
+
+
+def test_a_conditional_write_applied_then_answered_500_is_not_a_conflict(rt: Runtime, local_aws: LocalAws) -> None:
+    """DynamoDB may apply a write and answer 500; the SDK's retry then fails the write's own condition. That is our
+    write, not another execution's (dynamodb-5xx in the fault matrix)."""
+    assert local_aws.router is not None
+    record = rt.ledger.write("DDB-1", None, "run-ddb", state=InvoiceState.CLAIMED)
+    faults = OnceAfterApplying("UpdateItem")
+    local_aws.router.service_faults = faults
+    try:
+        written = rt.ledger.write("DDB-1", record, "run-ddb", state=InvoiceState.REQUESTED, report_id="R-DDB")
+        assert dict(faults.injected) == {"dynamodb:InternalServerError:after": 1}
+        local_aws.router.service_faults = faults = OnceAfterApplying("PutItem")
+        assert rt.ledger.remember_report("R-DDB", "DDB-1", only_if_new=True)
+        assert dict(faults.injected) == {"dynamodb:InternalServerError:after": 1}
+    finally:
+        local_aws.router.service_faults = None
+    assert written.state is InvoiceState.REQUESTED and written.version == record.version + 1
+    assert not rt.ledger.remember_report("R-DDB", "SOMEONE-ELSE", only_if_new=True)
+    with pytest.raises(LedgerConflict):  # a stale version is still a conflict
+        rt.ledger.write("DDB-1", record, "run-ddb", state=InvoiceState.FAILED)

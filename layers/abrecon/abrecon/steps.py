@@ -618,27 +618,18 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
             looked = _look_for_lost_report(request.model_copy(update={"reserved_at": None}), record, rt, at_once=False)
             assert isinstance(looked, CreateReportOutput)
             return looked
-        except ApiError as exc:
-            # Amazon refused it (429 after retries, 4xx): no report was made. The claim goes back for a retry.
-            rt.ledger.write(
-                number,
-                record,
-                request.run_id,
-                state=InvoiceState.FAILED,
-                reason=f"createReport: {exc}",
-                create_attempt_at=None,
-                create_attempt_until=None,
-            )
-            raise
         except BaseException as exc:
-            # Whether the request went out is unknown: the attempt stays, so the next try looks for its report.
+            # Amazon refused it (ApiError: 429 after retries, 4xx), so no report was made and the attempt is cleared;
+            # for anything else whether the request went out is unknown: the attempt stays for the next try to look.
+            # Either way the claim goes back, so the state machine's retry (or the next run) can go on at once.
+            unsent = {"create_attempt_at": None, "create_attempt_until": None}
             rt.ledger.write(
                 number,
                 record,
                 request.run_id,
                 state=InvoiceState.FAILED,
                 reason=f"createReport: {exc}",
-                open_kind="ATTEMPT",
+                **(unsent if isinstance(exc, ApiError) else {"open_kind": "ATTEMPT"}),
             )
             raise
         _record_report_id(rt, number, record, request.run_id, report_id)

@@ -297,11 +297,23 @@ class Ledger:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StorageError(f"could not update ledger entry for invoice {invoice_number}: {exc}") from exc
+            # DynamoDB may apply a write and still answer 5xx; the SDK's retry then fails its own condition.
+            if not self._landed(invoice_number, base):
                 raise LedgerConflict(invoice_number) from exc
-            raise StorageError(f"could not update ledger entry for invoice {invoice_number}: {exc}") from exc
         merged = {**(expected.model_dump(by_alias=True) if expected else {}), **item}
         return InvoiceRecord.model_validate(merged)
+
+    def _landed(self, invoice_number: str, base: dict[str, Any]) -> bool:
+        """Whether the ledger holds exactly the write `base` began (same version, run and heartbeat)."""
+        current = self.get(invoice_number)
+        return (
+            current is not None
+            and current.version == base["version"]
+            and current.run_id == base["runId"]
+            and current.heartbeat == base["heartbeat"]
+        )
 
     def remember_report(self, report_id: str, invoice_number: str, *, only_if_new: bool = False) -> bool:
         """Note which invoice a reportId belongs to (`REPORT#<id>`), so a lost createReport answer can tell reports
@@ -316,7 +328,8 @@ class Ledger:
             self._table.put_item(Item=item, **condition)  # type: ignore[arg-type]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+                # Noted already: by someone else, or by this very put (applied, answered 5xx, retried by the SDK).
+                return self.known_reports([report_id]).get(report_id) == invoice_number
             raise StorageError(f"could not note report {report_id} of invoice {invoice_number}: {exc}") from exc
         return True
 

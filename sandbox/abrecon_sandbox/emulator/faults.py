@@ -36,8 +36,9 @@ FAULT_PROFILES: dict[str, str] = {
     "invalid-grant": "LWA answers invalid_grant on every token exchange.",
     "lost-report-answers": "About 30% of createReport calls make the report, then lose the answer (500, a cut-off "
     "body or a dropped connection); getReports echoes reportOptions, so each lost report can be identified.",
-    "lost-report-answers-unlabelled": "About 15% of createReport answers lost as in lost-report-answers, and "
-    "getReports answers the model's Report without reportOptions: a lost report is identified by creation time.",
+    "lost-report-answers-unlabelled": "The 3rd createReport call, and every 20th after it, loses its answer as in "
+    "lost-report-answers, and getReports answers the model's Report without reportOptions: a lost report is "
+    "identified by its creation time (two lost in one burst could not be told apart).",
     "aged-reports": "About 30% of invoices: the first report stays IN_PROGRESS; before the re-run every report "
     "made so far ages past Amazon's retention (getReport 404), so the re-run must ask for a new one.",
     "chaos": "A seeded mix of the transient faults (429, 5xx, resets, slow, malformed JSON, expired URLs, "
@@ -130,6 +131,7 @@ class FaultRates:
     token_revoked: bool = False
     invalid_grant: bool = False
     lost_answers: float = 0.0  # createReport calls that make the report and lose the answer
+    lost_every: int = 0  # or: the 3rd createReport call and every lost_every-th after it
     unlabelled_lists: bool = False  # getReports without reportOptions (the model's Report)
     stuck_once: float = 0.0  # invoices whose first report stays IN_PROGRESS (later ones finish)
 
@@ -150,7 +152,7 @@ _RATES: dict[str, FaultRates] = {
     "token-revoked": FaultRates(token_revoked=True),
     "invalid-grant": FaultRates(invalid_grant=True),
     "lost-report-answers": FaultRates(lost_answers=0.3),
-    "lost-report-answers-unlabelled": FaultRates(lost_answers=0.15, unlabelled_lists=True),
+    "lost-report-answers-unlabelled": FaultRates(lost_every=20, unlabelled_lists=True),
     "aged-reports": FaultRates(stuck_once=0.3),
 }
 LOST_ANSWER_KINDS = ("server-error-after", "cut-off", "reset")
@@ -313,7 +315,10 @@ class FaultInjector:
 
     def lost_answer(self, key: str) -> str | None:
         """For a createReport call (processed): how its answer is lost (LOST_ANSWER_KINDS), or None."""
-        if not key.startswith("createReport#") or not self._hit("lost-answer", key, self.rates.lost_answers):
+        if not key.startswith("createReport#"):
+            return None
+        nth, every = int(key.rsplit("#", 1)[1]), self.rates.lost_every
+        if not (every and nth % every == 3 % every) and not self._hit("lost-answer", key, self.rates.lost_answers):
             return None
         kind = LOST_ANSWER_KINDS[int(self._unit("lost-answer-kind", key) * len(LOST_ANSWER_KINDS))]
         self.record(f"lost-answer:{kind}")
