@@ -268,6 +268,19 @@ class Ledger:
             found[record.invoice_number] = record
         return found
 
+    def get_items(self, pks: Iterable[str]) -> list[dict[str, Any]]:
+        """Raw entries of any kind by key, read in batches of 100 (keys without an entry are left out)."""
+        return self._batch_get(sorted(set(pks)))
+
+    def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        """Write whole entries (each with its pk), replacing what was there, in batches."""
+        try:
+            with self._table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
+                for item in items:
+                    batch.put_item(Item={k: _ddb(v) for k, v in item.items()})
+        except ClientError as exc:
+            raise StorageError(f"could not write ledger entries: {exc}") from exc
+
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
@@ -364,8 +377,8 @@ class Ledger:
         return {str(i["pk"]).removeprefix("REPORT#"): str(i.get("invoiceNumber", "")) for i in items}
 
     def open_items(self, kind: str) -> list[dict[str, Any]]:
-        """Every pending line item ("LINE"), deferred invoice ("INVOICE") or invoice whose createReport answer is
-        unknown ("ATTEMPT"), from the sparse index."""
+        """Every pending line item ("LINE"), deferred invoice ("INVOICE"), unpaid invoice ("PAYMENT") or invoice whose
+        createReport answer is unknown ("ATTEMPT"), from the sparse index."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"IndexName": OPEN_INDEX, "KeyConditionExpression": Key("openKind").eq(kind)}
         while True:

@@ -67,6 +67,7 @@ API_OPERATIONS = frozenset(
         "getReport",
         "getReports",
         "getReportDocument",
+        "getBatchInvoicePaymentDetails",
     }
 )
 
@@ -92,6 +93,9 @@ PROTECTED_FIELDS = frozenset(
         "invoiceDetailsByOrderLineItems",
         "orderLineItem",
         "invoiceDetails",
+        "invoicePaymentDetailsResults",
+        "invoiceId",
+        "resultType",
     }
 )
 # Fields Amazon's JP example sends as null: missing-fields sometimes nulls them instead of dropping.
