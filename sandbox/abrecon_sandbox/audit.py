@@ -159,20 +159,28 @@ def duplicates(emulator: Emulator, aws: Any, bucket: str) -> dict[str, int]:
     Per invoice (and documentType), in creation order, a report after another one is
     - `fatalRetries`: the one new report after the invoice's first FATAL report (by design, FIELD-NOTES);
     - `unansweredReports`: Amazon made the earlier report but its createReport answer never reached the caller
-      (5xx after processing, a cut-off body, a dropped connection), so nobody could know its id;
+      (5xx after processing, a cut-off body, a dropped connection) and getReports did not identify it;
+    - `agedRetries`: the earlier report is past Amazon's retention (getReport 404), so a new one was needed;
+    `lostAnswersRecovered`: reports whose answer was lost but which the pipeline found again and polled.
     - `reports`: otherwise a duplicate.
     `objects`: extra versions of any documents/ key.
     """
     per_invoice: dict[tuple[str | None, str | None], list[Any]] = defaultdict(list)
     for report in emulator.state.reports.values():
         per_invoice[(report.options.get("invoiceId"), report.options.get("documentType"))].append(report)
-    counts = Counter({"reports": 0, "fatalRetries": 0, "unansweredReports": 0})
+    counts = Counter(
+        {"reports": 0, "fatalRetries": 0, "unansweredReports": 0, "agedRetries": 0, "lostAnswersRecovered": 0}
+    )
     for reports in per_invoice.values():
         reports.sort(key=lambda r: r.created_mono)
         fatal_retried = False
+        # A report whose createReport answer was lost, found again with getReports and polled: no second report.
+        counts["lostAnswersRecovered"] += sum(1 for r in reports if not r.answered and r.polled)
         for previous, _report in itertools.pairwise(reports):
             if not getattr(previous, "answered", True):
                 counts["unansweredReports"] += 1
+            elif previous.aged:
+                counts["agedRetries"] += 1
             elif previous.forced == "FATAL" and not fatal_retried:
                 fatal_retried = True
                 counts["fatalRetries"] += 1

@@ -1,15 +1,18 @@
-"""Faults on the AWS side of the sandbox: S3 writes that fail, a Lambda process that dies mid-invocation.
+"""Faults on the AWS side of the sandbox: S3 writes that fail, a Lambda process that dies mid-invocation, DynamoDB,
+KMS and Secrets Manager errors, an execution stopped mid-run.
 
-These are profiles of the sandbox, not of the product: the product has no code path for them. S3 faults are
-injected by the sandbox's WSGI router in front of moto (lambdas.LambdaRouter); the crash by the sandbox's
-Lambda worker (lambda_worker.py), told which invoices to crash on through an environment variable the sandbox
-sets for the download-document function only. Decisions are seeded hashes of (seed, kind, invoice number), so a
-run is reproducible however threads interleave, and each profile hits at least one invoice.
+These are profiles of the sandbox, not of the product: the product has no code path for them. S3 and service
+faults are injected by the sandbox's WSGI router in front of moto (lambdas.LambdaRouter), answered in each
+service's own error shape so botocore's retries and the product's typed errors see what AWS sends. The crash is
+the sandbox's Lambda worker's (lambda_worker.py), told which invoices to crash on through an environment variable
+the sandbox sets for the download-document function only. Decisions are seeded hashes of (seed, kind, key), so a
+run is reproducible however threads interleave, and each invoice profile hits at least one invoice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
 from collections import Counter
@@ -27,7 +30,21 @@ AWS_FAULT_PROFILES: dict[str, str] = {
     "first run (an outage that is over by the re-run).",
     "handler-crash": "The download-document Lambda process is killed right after its first S3 put for about a "
     "third of the invoices (Lambda answers Runtime.ExitError).",
+    "execution-aborted": "The first run's execution is stopped (StopExecution) while it holds claimed and requested "
+    "invoices; the re-run, a new execution for the window, takes them over at once.",
+    "dynamodb-throttling": "About 20% of DynamoDB requests answer 400 ThrottlingException or "
+    "ProvisionedThroughputExceededException (nothing written).",
+    "dynamodb-5xx": "About 15% of DynamoDB requests answer 500 InternalServerError or 503, half of them after the "
+    "request was applied (a retried conditional write then meets its own write).",
+    "kms-throttling": "About 20% of the functions' S3 reads and writes answer 503 SlowDown 'Please reduce your "
+    "request rate for operations involving AWS KMS.' (what S3 answers when KMS throttles SSE-KMS); KMS calls "
+    "answer 400 ThrottlingException.",
+    "secretsmanager-5xx": "The first 6 GetSecretValue requests answer 500 InternalServiceError or 503 (more than "
+    "botocore retries), then about one in five.",
 }
+# The profiles ServiceFaults injects, and the one the sandbox's follow loop injects (run.py).
+SERVICE_FAULT_PROFILES = frozenset({"dynamodb-throttling", "dynamodb-5xx", "kms-throttling", "secretsmanager-5xx"})
+ABORT_PROFILE = "execution-aborted"
 
 # The function the crash profile kills, and the variable its sandbox-only wrapper reads (lambda_worker.py).
 CRASH_FUNCTION = "DownloadDocumentFunction"
@@ -151,3 +168,146 @@ class S3WriteFaults:
 def _invoice_of(environ: dict[str, Any]) -> str:
     match = _DOCUMENT_PUT.match(unquote(environ.get("PATH_INFO", "")))
     return match["invoice"] if match else ""
+
+
+_Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+def _json_error(status: str, content_type: str, error_type: str, message: str) -> _Answer:
+    body = json.dumps({"__type": error_type, "message": message}).encode()
+    headers = [("Content-Type", content_type), ("x-amzn-ErrorType", error_type.rsplit("#", 1)[-1])]
+    return status, [*headers, ("Content-Length", str(len(body)))], body
+
+
+_DDB = "application/x-amz-json-1.0"
+_JSON11 = "application/x-amz-json-1.1"
+_DYNAMODB_THROTTLES = (
+    _json_error(
+        "400 Bad Request", _DDB, "com.amazon.coral.availability#ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+    ),
+    _json_error(
+        "400 Bad Request", _DDB, "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "The level of configured provisioned throughput for the table was exceeded. Consider increasing your "
+        "provisioning level with the UpdateTable API.",
+    ),
+)  # fmt: skip
+_DYNAMODB_5XX = (
+    _json_error("500 Internal Server Error", _DDB, "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "Internal server error"),
+    _json_error("503 Service Unavailable", _DDB, "com.amazon.coral.availability#ServiceUnavailableException",
+                "Service unavailable"),
+)  # fmt: skip
+_SECRETS_5XX = (
+    _json_error("500 Internal Server Error", _JSON11, "InternalServiceError", "An error occurred on the server side."),
+    _json_error("503 Service Unavailable", _JSON11, "ServiceUnavailable", "Service is unavailable."),
+)
+_KMS_THROTTLE = _json_error(
+    "400 Bad Request", _JSON11, "ThrottlingException",
+    "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.",
+)  # fmt: skip
+SERVICE_FAULT_SHARES = {
+    "dynamodb-throttling": 0.2,
+    "dynamodb-5xx": 0.15,
+    "kms-throttling": 0.2,
+    "secretsmanager-5xx": 0.2,
+}
+# botocore's User-Agent in the Lambda workers (AWS_EXECUTION_ENV, as the Lambda runtime sets it).
+LAMBDA_USER_AGENT = "exec-env/AWS_Lambda"
+SECRETS_OUTAGE_REQUESTS = 6  # botocore tries GetSecretValue 5 times: the product itself sees the first failure
+
+
+class ServiceFaults:
+    """DynamoDB, KMS (as S3 meets it) and Secrets Manager errors of one profile; thread-safe, seeded per request.
+
+    Each request of the faulty service gets the n-th number of its action; whether it fails, and how, is a hash of
+    (seed, profile, action, n). An error "after" lets moto apply the request first (DynamoDB 5xx only).
+    """
+
+    def __init__(self, profile: str, seed: int) -> None:
+        if profile not in SERVICE_FAULT_PROFILES:
+            raise ValueError(f"not a service fault profile: {profile!r}")
+        self.profile = profile
+        self._seed = seed
+        self._share = SERVICE_FAULT_SHARES[profile]
+        self._lock = threading.Lock()
+        self._seen: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
+
+    def _decide(self, action: str) -> tuple[int, float] | None:
+        with self._lock:
+            self._seen[action] += 1
+            n = self._seen[action]
+        key = f"{self.profile}/{action}#{n}"
+        if action == "secretsmanager.GetSecretValue" and n <= SECRETS_OUTAGE_REQUESTS:
+            return n, 0.0
+        hit = _unit(self._seed, "service-fault", key)
+        return (n, _unit(self._seed, "service-fault-kind", key)) if hit < self._share else None
+
+    def answer(self, service: str, environ: dict[str, Any]) -> tuple[_Answer, bool] | None:
+        """(the error to send, whether to apply the request first), or None to pass it on untouched."""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if self.profile == "kms-throttling":
+            if service == "kms":
+                return (_KMS_THROTTLE, False) if self._decide(f"kms.{target}") else None
+            if service != "s3" or environ.get("REQUEST_METHOD") not in ("GET", "PUT", "HEAD"):
+                return None
+            if LAMBDA_USER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+                # The functions' reads and writes only: moto's ASL interpreter reads the Map's item list with the
+                # SDK's retries switched off (max_attempts 0), which the Step Functions service does not.
+                return None
+            if not unquote(environ.get("PATH_INFO", "")).strip("/").count("/"):
+                return None  # bucket-level requests (listings) touch no key
+            if self._decide(f"s3.{environ.get('REQUEST_METHOD')}") is None:
+                return None
+            if environ.get("REQUEST_METHOD") == "HEAD":
+                return ("503 Slow Down", [("Content-Length", "0")], b""), False
+            error = _s3_error(
+                "503 Slow Down", "SlowDown", "Please reduce your request rate for operations involving AWS KMS."
+            )
+            return error, False
+        if self.profile == "secretsmanager-5xx":
+            if target != "secretsmanager.GetSecretValue" or (decided := self._decide(target)) is None:
+                return None
+            return _SECRETS_5XX[decided[0] % 2], False
+        if service != "dynamodb" or (decided := self._decide(target)) is None:
+            return None
+        kind = decided[1]
+        if self.profile == "dynamodb-throttling":
+            return _DYNAMODB_THROTTLES[int(kind * 2)], False
+        return _DYNAMODB_5XX[int(kind * 4) % 2], kind >= 0.5
+
+    def serve(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        app: Callable[..., Iterable[bytes]],
+        service: str,
+        lock: threading.Lock,
+    ) -> Iterable[bytes] | None:
+        """Answer a faulty request here (``lock`` held while moto applies one), or None to pass it on."""
+        decided = self.answer(service, environ)
+        if decided is None:
+            return None
+        (status, headers, body), apply_first = decided
+        if apply_first:
+            with lock:
+                list(app(environ, lambda *_args, **_kwargs: None))  # applied; the caller never hears so
+        else:
+            get_input_stream(environ).read()  # the request body, unread, would be parsed as the next request
+        code = json.loads(body)["__type"].rsplit("#", 1)[-1] if body.startswith(b"{") else status.split(" ", 1)[0]
+        with self._lock:
+            self.injected[f"{service}:{code}{':after' if apply_first else ''}"] += 1
+        start_response(status, headers)
+        return [body]
+
+
+def ledger_holds_claims(aws: Any, table_name: str) -> bool:
+    """Whether the ledger has an invoice claimed or requested and not stored yet (the moment to stop a run)."""
+    from boto3.dynamodb.conditions import Attr
+
+    table = aws.resource("dynamodb").Table(table_name)
+    page = table.scan(
+        FilterExpression=Attr("state").is_in(["CLAIMED", "REQUESTED"]) & Attr("pk").begins_with("INVOICE#")
+    )
+    return bool(page.get("Items"))

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from abrecon_sandbox.amazon_clock import SPEED_ENV
-from abrecon_sandbox.aws_faults import S3WriteFaults
+from abrecon_sandbox.aws_faults import S3WriteFaults, ServiceFaults
 from abrecon_sandbox.lambda_worker import read_message, write_message
 
 AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
@@ -245,6 +245,7 @@ class LambdaRouter:
         self._app = app
         self.pool: WorkerPool | None = None  # set once the stack's functions are known
         self.s3_faults: S3WriteFaults | None = None  # the s3-write-failure profile, when the sandbox runs it
+        self.service_faults: ServiceFaults | None = None  # DynamoDB, KMS, Secrets Manager profiles
         # IAM as AWS evaluates it (iam.IamGate): None to pass a request on, or AWS's refusal (status, headers, body).
         self.iam: Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None] | None = None
         self.requests: Counter[str] = Counter()  # "service:action" -> AWS requests, for the cost estimate
@@ -275,6 +276,10 @@ class LambdaRouter:
             faulty = self.s3_faults.serve(environ, start_response, self._app)
             if faulty is not None:
                 return faulty
+        faults = self.service_faults  # DynamoDB, KMS, Secrets Manager errors in each service's own shape
+        faulty = faults.serve(environ, start_response, self._app, service, self._dynamodb_lock) if faults else None
+        if faulty is not None:
+            return faulty
         match = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if service == "dynamodb":
             with self._dynamodb_lock:

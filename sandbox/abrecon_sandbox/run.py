@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,16 @@ from abrecon.errors import ConfigurationError
 from abrecon.pacing import parse_limits
 from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
-from abrecon_sandbox.aws_faults import S3WriteFaults, all_fault_profiles, crash_environment, emulator_profile
+from abrecon_sandbox.aws_faults import (
+    ABORT_PROFILE,
+    SERVICE_FAULT_PROFILES,
+    S3WriteFaults,
+    ServiceFaults,
+    all_fault_profiles,
+    crash_environment,
+    emulator_profile,
+    ledger_holds_claims,
+)
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 from abrecon_sandbox.floor import floor_timeline
 from abrecon_sandbox.stack import load_template
@@ -173,6 +182,8 @@ def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[Sa
     )
     try:
         aws.start()
+        if aws.router is not None and options.faults in SERVICE_FAULT_PROFILES:
+            aws.router.service_faults = ServiceFaults(options.faults, options.seed)
         summary = _run_once(options, emulator, aws, out)
     except BaseException:
         aws.stop()
@@ -203,6 +214,8 @@ def rerun_sandbox(run: SandboxRun, out: TextIO = sys.stdout, options: SandboxOpt
         revoked = len(run.emulator.issued_access_tokens())
         run.emulator.expire_access_tokens()
         run.emulator.state.injector.record("token-revoked", revoked)
+    if run.emulator is not None and options.faults == "aged-reports":
+        run.emulator.age_reports()  # the first run's reportIds are past Amazon's 30/90 days by the re-run
     run.summary = _run_once(options, run.emulator, run.aws, out)
     return 0 if run.summary["status"] == "SUCCEEDED" and run.summary["audit"]["passed"] else 1
 
@@ -244,7 +257,17 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         stateMachineArn=stack.output("ReconcileStateMachine"), name=name, input=json.dumps(run_input)
     )["executionArn"]
     print(f"execution {name} started", file=out)
-    status = _follow(sfn, execution_arn, clock, options.deadline_seconds, out)
+    # execution-aborted: the first run is stopped while it holds claims (the re-run must take them over).
+    abort = options.faults == ABORT_PROFILE and not earlier["executions"]
+    table = stack.output("LedgerTable")
+    status = _follow(
+        sfn,
+        execution_arn,
+        clock,
+        options.deadline_seconds,
+        out,
+        (lambda: ledger_holds_claims(aws, table)) if abort else None,
+    )
     elapsed = time.monotonic() - clock
     description = sfn.describe_execution(executionArn=execution_arn)
     run_summary: dict[str, Any] = json.loads(description.get("output") or "{}") if status == "SUCCEEDED" else {}
@@ -313,8 +336,18 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     return summary
 
 
-def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float, out: TextIO) -> str:
-    """Print each state as it is entered and left until the execution ends; returns its status."""
+def _follow(
+    sfn: Any,
+    execution_arn: str,
+    clock: float,
+    deadline_seconds: float,
+    out: TextIO,
+    abort_when: Callable[[], bool] | None = None,
+) -> str:
+    """Print each state as it is entered and left until the execution ends; returns its status.
+
+    abort_when (a fault profile): stop the execution the first time it answers True.
+    """
     seen = 0
     last_progress = ""
     while True:
@@ -330,6 +363,12 @@ def _follow(sfn: Any, execution_arn: str, clock: float, deadline_seconds: float,
         seen = len(events)
         if status != "RUNNING":
             return str(status)
+        if abort_when is not None and abort_when():
+            sfn.stop_execution(
+                executionArn=execution_arn, error="Sandbox.Aborted", cause="the execution-aborted profile"
+            )
+            print(f"{time.monotonic() - clock:7.1f}s  execution stopped (execution-aborted)", file=out)
+            abort_when = None
         progress = _map_progress(sfn, execution_arn)
         if progress and progress != last_progress:
             print(f"{time.monotonic() - clock:7.1f}s    invoices: {progress}", file=out)
@@ -425,6 +464,10 @@ def _audit(
     injected: Counter[str] = Counter(emulator.stats().get("faultsInjected", {}) if emulator else {})
     if aws.s3_faults is not None:
         injected.update(aws.s3_faults.injected)
+    if aws.router is not None and aws.router.service_faults is not None:
+        injected.update(aws.router.service_faults.injected)
+    if summary.get("status") == "ABORTED" and options.faults == ABORT_PROFILE:
+        injected["execution-aborted"] += 1
     crashes = sum(aws.pool.stats.crashes.values())
     if crashes:
         injected["handler-crash"] += crashes

@@ -38,9 +38,15 @@ from abrecon_sandbox.aws_faults import AWS_FAULT_PROFILES, all_fault_profiles
 from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
 from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox
 
-CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash")
+CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash", "lost-report-answers",
+               "dynamodb-5xx")  # fmt: skip
 # Profiles whose every token exchange fails: no run can read anything, so the run must fail loudly instead.
 RUN_FAILS = {"invalid-grant"}
+# The first run is stopped mid-way (StopExecution): only the re-run is checked as a whole run.
+FIRST_RUN_ABORTED = {"execution-aborted"}
+# getReports answers without reportOptions: a lost report is found by creation time only when exactly one unknown
+# report was made in the attempt's window, so some lost answers may still cost a second report.
+TIME_MATCHED = {"lost-report-answers-unlabelled"}
 SEED = 7
 SPEED = 600.0
 MAX_POLLS = 15  # a stuck report is deferred after 15 one-second polls
@@ -148,10 +154,25 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
             assert run.emulator.stats()["apiCalls"].get("createReport", 0) == 0 and ledger == {}
             return
 
-        assert second["faultsInjected"] or profile == "none", f"{profile} injected nothing"
-        _check_run(profile, first, "first")
+        assert first["faultsInjected"] or second["faultsInjected"] or profile == "none", f"{profile} injected nothing"
+        if profile in FIRST_RUN_ABORTED:
+            assert first["status"] == "ABORTED", first["status"]
+            assert first["duplicates"]["reports"] == first["duplicates"]["objects"] == 0, first["duplicates"]
+        else:
+            _check_run(profile, first, "first")
+            assert first_code == 0, printed.getvalue()[-3000:]
         _check_run(profile, second, "second")
-        assert (first_code, second_code) == (0, 0), printed.getvalue()[-3000:]
+        assert second_code == 0, printed.getvalue()[-3000:]
+        # A lost createReport answer costs no second report wherever getReports can identify the first one.
+        if profile not in TIME_MATCHED:
+            assert second["duplicates"]["unansweredReports"] == 0, second["duplicates"]
+        if profile.startswith("lost-report-answers"):  # every lost answer: its report found again, or asked anew
+            lost_answers = sum(n for kind, n in second["faultsInjected"].items() if kind.startswith("lost-answer:"))
+            found_again = second["duplicates"]["lostAnswersRecovered"]
+            assert found_again + second["duplicates"]["unansweredReports"] == lost_answers, second["duplicates"]
+            assert found_again >= 1, second["duplicates"]
+        if profile == "aged-reports":  # each report Amazon stopped serving got exactly one new report
+            assert second["duplicates"]["agedRetries"] >= 1, second["duplicates"]
         config = run.emulator.config
         transactions = run.emulator.dataset.transactions_between(config.window_start, config.window_end)
         assert second["lineItems"] == sum(len(t["transactionLineItems"]) for t in transactions)

@@ -4,8 +4,11 @@ audit hook of the Lambda workers, and the log scan for secrets."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import botocore.parsers
 import pytest
 from helpers import worker_pool_for
 
@@ -14,7 +17,10 @@ from abrecon_sandbox.aws_faults import (
     AWS_FAULT_PROFILES,
     CRASH_ENV,
     CRASH_FUNCTION,
+    LAMBDA_USER_AGENT,
+    SECRETS_OUTAGE_REQUESTS,
     S3WriteFaults,
+    ServiceFaults,
     all_fault_profiles,
     crash_environment,
     emulator_profile,
@@ -113,3 +119,50 @@ def test_the_log_scan_finds_a_secret_on_any_line(tmp_path: Path, secret: str) ->
     found = secrets_in_logs(tmp_path, [secret, ""])
     assert (found["lines"], found["files"], found["linesScanned"]) == (1, {"b.log": 1}, 4)
     assert secret not in json.dumps(found)  # counts and file names only
+
+
+def _parsed(answer: Any, protocol: str) -> dict[str, Any]:
+    """What botocore makes of an injected answer: its error code and whether its retry rules retry it."""
+    (status, headers, body), _apply_first = answer
+    parser = botocore.parsers.create_parser(protocol)
+    response = {"status_code": int(status.split()[0]), "headers": dict(headers), "body": body}
+    parsed: dict[str, Any] = parser.parse(response, None)
+    return parsed
+
+
+def _environ(target: str = "", method: str = "POST", path: str = "/", agent: str = LAMBDA_USER_AGENT) -> dict[str, Any]:
+    return {"HTTP_X_AMZ_TARGET": target, "REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_USER_AGENT": agent}
+
+
+def test_service_faults_answer_in_each_services_error_shape() -> None:
+    dynamo = ServiceFaults("dynamodb-throttling", 7)
+    codes: Counter[str] = Counter()
+    for _ in range(200):
+        answer = dynamo.answer("dynamodb", _environ("DynamoDB_20120810.UpdateItem"))
+        if answer is not None:
+            assert answer[1] is False  # a throttled request is not applied
+            codes[_parsed(answer, "json")["Error"]["Code"]] += 1
+    assert set(codes) == {"ThrottlingException", "ProvisionedThroughputExceededException"}
+    assert 20 <= sum(codes.values()) <= 60  # about 20%
+    five = ServiceFaults("dynamodb-5xx", 7)
+    answers = [a for _ in range(200) if (a := five.answer("dynamodb", _environ("DynamoDB_20120810.PutItem")))]
+    assert {_parsed(a, "json")["Error"]["Code"] for a in answers} == {
+        "InternalServerError",
+        "ServiceUnavailableException",
+    }
+    assert {a[1] for a in answers} == {True, False}  # some after the write was applied
+    secrets = ServiceFaults("secretsmanager-5xx", 7)
+    first = [
+        secrets.answer("secretsmanager", _environ("secretsmanager.GetSecretValue"))
+        for _ in range(SECRETS_OUTAGE_REQUESTS)
+    ]
+    assert all(a is not None and _parsed(a, "json")["ResponseMetadata"]["HTTPStatusCode"] >= 500 for a in first)
+    assert secrets.answer("secretsmanager", _environ("secretsmanager.PutSecretValue")) is None  # the sandbox's own
+    kms = ServiceFaults("kms-throttling", 7)
+    s3 = [kms.answer("s3", _environ(method="PUT", path="/bucket/documents/a.pdf")) for _ in range(100)]
+    refused = [a for a in s3 if a is not None]
+    assert refused and all(_parsed(a, "rest-xml")["Error"]["Code"] == "SlowDown" for a in refused)
+    assert all(b"AWS KMS" in a[0][2] for a in refused)
+    assert all(kms.answer("s3", _environ(method="PUT", path="/b/k", agent="Boto3/1 (moto)")) is None for _ in range(50))
+    direct = [a for _ in range(100) if (a := kms.answer("kms", _environ("TrentService.Decrypt")))]
+    assert direct and {_parsed(a, "json")["Error"]["Code"] for a in direct} == {"ThrottlingException"}

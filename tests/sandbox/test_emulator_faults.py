@@ -88,7 +88,8 @@ def test_profiles_are_listed_and_validated() -> None:
     assert set(FAULT_PROFILES) == {
         "none", "throttle-storm", "server-errors", "connection-resets", "slow", "fatal-reports",
         "cancelled-reports", "stuck-reports", "expired-urls", "bad-documents", "malformed-json",
-        "missing-fields", "token-revoked", "invalid-grant", "chaos",
+        "missing-fields", "token-revoked", "invalid-grant", "lost-report-answers", "lost-report-answers-unlabelled",
+        "aged-reports", "chaos",
     }  # fmt: skip
     assert all(text and "\n" not in text for text in FAULT_PROFILES.values())
     assert EmulatorConfig().faults == "none"
@@ -412,3 +413,43 @@ def test_chaos_is_a_seeded_mix_of_transient_faults() -> None:
     assert Emulator(make_config(faults="chaos")).affected_invoices() == {}
     again, stats_again = run_probe("chaos")
     assert again == outcomes and stats_again["faultsInjected"] == stats["faultsInjected"]
+
+
+@pytest.mark.parametrize("profile", ["lost-report-answers", "lost-report-answers-unlabelled"])
+def test_lost_report_answers_leave_reports_that_get_reports_lists(profile: str) -> None:
+    with Emulator(make_config(orders=12, speed=1000.0, faults=profile)) as emulator:
+        api = Api(emulator)
+        lost = 0
+        for number in sorted(emulator.invoice_numbers())[:6]:
+            try:
+                response = api.create_report(number)
+            except requests.ConnectionError:
+                lost += 1
+                continue
+            try:
+                answered = response.status_code == 202 and "reportId" in response.json()
+            except ValueError:  # a cut-off body
+                answered = False
+            lost += not answered
+        made = list(emulator.state.reports.values())
+        unanswered = [r for r in made if not r.answered]
+        assert len(made) == 6 and len(unanswered) == lost >= 1
+        listed = api.retrying(lambda: api.get("/reports/2021-09-30/reports", reportTypes="GET_AB_INVOICE_PDF"))
+        assert {r["reportId"] for r in listed["reports"]} >= {r.report_id for r in unanswered}
+        labelled = profile == "lost-report-answers"
+        assert all(("reportOptions" in r) is labelled for r in listed["reports"])
+
+
+def test_aged_reports_answer_404_and_leave_the_listing() -> None:
+    with Emulator(make_config(orders=12, speed=1000.0, faults="aged-reports")) as emulator:
+        api = Api(emulator)
+        number = sorted(emulator.invoice_numbers())[0]
+        old = api.report_id(number)
+        emulator.age_reports()
+        assert api.report(old).status_code == 404
+        assert api.report(old).json()["errors"][0]["code"] == "NotFound"
+        listed = api.retrying(lambda: api.get("/reports/2021-09-30/reports", reportTypes="GET_AB_INVOICE_PDF"))
+        assert old not in {r["reportId"] for r in listed["reports"]}
+        new = api.report_id(number)
+        assert api.wait(new)["processingStatus"] in ("DONE", "IN_PROGRESS")
+        assert emulator.stats()["faultsInjected"]["report-aged"] == 1

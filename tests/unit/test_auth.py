@@ -10,6 +10,7 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from botocore.exceptions import ClientError
 from unit_fakes import FakeHttp, Reply, Sleeps
 
 from abrecon.auth import LwaTokenProvider
@@ -140,6 +141,39 @@ def _raise(exc: BaseException) -> Any:
         raise exc
 
     return loader
+
+
+def _aws_failure(code: str, status: int) -> Any:
+    """A loader failing as Powertools does when the SDK's retries are spent: GetParameterError from a ClientError."""
+
+    def loader(_secret_id: str) -> Mapping[str, Any]:
+        response: Any = {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        try:
+            raise ClientError(response, "GetSecretValue")
+        except ClientError as exc:
+            raise GetParameterError(str(exc))  # noqa: B904 - Powertools raises it like this (context, no cause)
+
+    return loader
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "transient"),
+    [
+        ("InternalServiceError", 500, True),
+        ("ServiceUnavailable", 503, True),
+        ("ThrottlingException", 400, True),
+        ("ResourceNotFoundException", 400, False),
+        ("AccessDeniedException", 400, False),
+    ],
+)
+def test_a_secrets_manager_outage_is_a_retryable_error_not_a_configuration_one(
+    http: FakeHttp, code: str, status: int, transient: bool
+) -> None:
+    provider = make(http, loader=_aws_failure(code, status))
+    with pytest.raises(ServerError if transient else ConfigurationError) as caught:  # ServerError: the ASL retries
+        provider.access_token()
+    assert type(caught.value) is (ServerError if transient else ConfigurationError)
+    assert SECRET_ID in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 import requests
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters import exceptions as parameter_errors
+from botocore.exceptions import BotoCoreError, ClientError
 
 from abrecon._http import RetryPolicy, parse_retry_after, require_secure_url
 from abrecon.errors import AuthError, ConfigurationError, ServerError, ThrottledError
@@ -20,6 +21,17 @@ __all__ = ["LWA_OPERATION", "LwaTokenProvider", "SecretLoader"]
 logger = logging.getLogger(__name__)
 
 LWA_OPERATION = "lwaToken"
+SECRET_OPERATION = "secretsmanager:GetSecretValue"  # noqa: S105  # nosec B105 # an operation's name, no secret
+# Secrets Manager errors that a later try can get past (the SDK's own retries were spent on them).
+_TRANSIENT_AWS_CODES = frozenset(
+    {
+        "InternalServiceError",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "KMSThrottlingException",
+    }
+)
 SecretLoader = Callable[[str], Mapping[str, Any]]
 
 _SECRET_KEYS = ("client_id", "client_secret", "refresh_token")
@@ -30,6 +42,20 @@ _REFRESH_MARGIN_SECONDS = 300.0
 _DEFAULT_EXPIRES_IN = 3600.0
 # LWA is called about once an hour; a short budget keeps a Lambda from stalling on an outage.
 _DEFAULT_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
+
+
+def _transient_aws_error(cause: BaseException | None) -> tuple[int | None, str] | None:
+    """(HTTP status, error code) when an AWS SDK error is a 5xx, a throttle or a broken connection; else None."""
+    if isinstance(cause, BotoCoreError):
+        return None, type(cause).__name__
+    if not isinstance(cause, ClientError):
+        return None
+    error = cause.response.get("Error", {})
+    status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(error.get("Code", ""))
+    if code in _TRANSIENT_AWS_CODES or (isinstance(status, int) and status >= 500):
+        return status, code
+    return None
 
 
 def _powertools_secret_loader(secret_id: str) -> Mapping[str, Any]:
@@ -104,6 +130,11 @@ class LwaTokenProvider:
             secret = self._load_secret(self.secret_id)
         except parameter_errors.GetParameterError as exc:
             # Powertools wraps the AWS error (not found, access denied); its text holds no secret value.
+            transient = _transient_aws_error(exc.__cause__ or exc.__context__)
+            if transient is not None:  # Secrets Manager (or KMS behind it) 5xx/throttling past the SDK's retries
+                raise ServerError(
+                    SECRET_OPERATION, transient[0], transient[1], f"secret {self.secret_id!r}: {exc}"
+                ) from exc
             raise ConfigurationError(f"secret {self.secret_id!r} could not be read: {exc}") from exc
         except parameter_errors.TransformParameterError:
             raise ConfigurationError(f"secret {self.secret_id!r} is not valid JSON") from None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from abrecon._http import RetryPolicy, parse_retry_after, require_secure_url
 from abrecon.errors import (
+    AnswerLostError,
     ApiError,
     AuthError,
     BadRequestError,
@@ -36,6 +37,7 @@ from abrecon.models import (
     OrderLineItemKey,
     Report,
     ReportDocument,
+    ReportsPage,
     Transaction,
     TransactionsPage,
 )
@@ -48,6 +50,7 @@ __all__ = [
     "OP_GET_INVOICE_DETAILS",
     "OP_GET_PAYMENT_DETAILS",
     "OP_GET_REPORT",
+    "OP_GET_REPORTS",
     "OP_GET_REPORT_DOCUMENT",
     "OP_GET_TRANSACTIONS",
     "AmazonBusinessClient",
@@ -63,6 +66,7 @@ OP_GET_PAYMENT_DETAILS = "getBatchInvoicePaymentDetails"
 OP_CREATE_REPORT = "createReport"
 OP_GET_REPORT = "getReport"
 OP_GET_REPORT_DOCUMENT = "getReportDocument"
+OP_GET_REPORTS = "getReports"
 OP_DOWNLOAD_DOCUMENT = "downloadDocument"
 
 TRANSACTIONS_PATH = "/reconciliation/2021-01-08/transactions"
@@ -73,6 +77,9 @@ DOCUMENTS_PATH = "/reports/2021-09-30/documents"
 
 # Stated in Amazon's prose only; the schema has no maxItems.
 MAX_LINE_ITEMS_PER_CALL = 25
+# getReports: the model's bounds of reportTypes and pageSize.
+MAX_REPORT_TYPES = 10
+MAX_REPORTS_PAGE_SIZE = 100
 # The model's GetBatchInvoicePaymentDetailsRequest: invoiceIds has 1 to 25 items of 1 to 255 characters.
 MAX_INVOICES_PER_PAYMENT_CALL = 25
 MAX_INVOICE_ID_LENGTH = 255
@@ -248,7 +255,9 @@ class AmazonBusinessClient:
         """Request a GET_AB_INVOICE_PDF report for one invoice; returns the reportId.
 
         Without document_type/invoice_type the report holds the invoice and its credit memos.
-        Both given, or any other invalid input: BadRequestError before any call.
+        Both given, or any other invalid input: BadRequestError before any call. createReport is not safe to
+        repeat: only a 429 or a connect timeout (nothing was processed) is retried here; a 5xx, a broken
+        connection or an unreadable answer is AnswerLostError (the report may exist: look for it with getReports).
         """
         ids = [marketplace_ids] if isinstance(marketplace_ids, str) else list(marketplace_ids)
         try:
@@ -257,13 +266,64 @@ class AmazonBusinessClient:
             )
         except ValidationError as exc:
             raise BadRequestError(OP_CREATE_REPORT, None, "InvalidInput", _summarise(exc)) from None
-        data = self._call(OP_CREATE_REPORT, "POST", REPORTS_PATH, body=request.to_body(), ok=(202, 200))
-        return _parse(OP_CREATE_REPORT, CreateReportResponse, data).reportId
+        try:
+            data = self._call(
+                OP_CREATE_REPORT, "POST", REPORTS_PATH, body=request.to_body(), ok=(202, 200), idempotent=False
+            )
+            return _parse(OP_CREATE_REPORT, CreateReportResponse, data).reportId
+        except ServerError as exc:
+            raise AnswerLostError(exc.operation, exc.status, exc.code, exc.message) from exc
 
     def get_report(self, report_id: str) -> Report:
         """Status of a report (and its reportDocumentId once DONE)."""
         path = f"{REPORTS_PATH}/{_path_segment(OP_GET_REPORT, report_id, 'reportId')}"
         return _parse(OP_GET_REPORT, Report, self._call(OP_GET_REPORT, "GET", path))
+
+    def get_reports(
+        self,
+        report_types: Sequence[str] = (),
+        *,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        processing_statuses: Sequence[str] = (),
+        marketplace_ids: Sequence[str] = (),
+        page_size: int | None = None,
+        next_token: str | None = None,
+    ) -> ReportsPage:
+        """One page of the reports matching the filters (newest first in Amazon's examples; order not relied on).
+
+        The first page needs ``report_types`` (1 to 10); a later page is asked with ``next_token`` alone, as the
+        model demands (Amazon refuses a token sent with any filter). Bad input: BadRequestError before any call.
+        """
+        if next_token is not None:
+            dates_or_size = (created_since, created_until, page_size)
+            if report_types or processing_statuses or marketplace_ids or any(v is not None for v in dates_or_size):
+                raise BadRequestError(OP_GET_REPORTS, None, "InvalidInput", "nextToken must be the only parameter")
+            if not next_token.strip():
+                raise BadRequestError(OP_GET_REPORTS, None, "InvalidInput", "nextToken is empty")
+            params = {"nextToken": next_token}
+        else:
+            types = [report_types] if isinstance(report_types, str) else list(report_types)
+            if not 1 <= len(types) <= MAX_REPORT_TYPES or not all(t and t.strip() for t in types):
+                raise BadRequestError(
+                    OP_GET_REPORTS, None, "InvalidInput", f"give 1 to {MAX_REPORT_TYPES} report types, or a nextToken"
+                )
+            if page_size is not None and not 1 <= page_size <= MAX_REPORTS_PAGE_SIZE:
+                raise BadRequestError(
+                    OP_GET_REPORTS, None, "InvalidInput", f"pageSize must be 1 to {MAX_REPORTS_PAGE_SIZE}"
+                )
+            params = {"reportTypes": ",".join(types)}
+            if processing_statuses:
+                params["processingStatuses"] = ",".join(processing_statuses)
+            if marketplace_ids:
+                params["marketplaceIds"] = ",".join(marketplace_ids)
+            if created_since is not None:
+                params["createdSince"] = _iso_utc(created_since)
+            if created_until is not None:
+                params["createdUntil"] = _iso_utc(created_until)
+            if page_size is not None:
+                params["pageSize"] = str(page_size)
+        return _parse(OP_GET_REPORTS, ReportsPage, self._call(OP_GET_REPORTS, "GET", REPORTS_PATH, params=params))
 
     def get_report_document(self, report_document_id: str) -> ReportDocument:
         """The presigned URL (valid 5 minutes) and compression label of a report document."""
@@ -333,8 +393,12 @@ class AmazonBusinessClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         ok: tuple[int, ...] = (200,),
+        idempotent: bool = True,
     ) -> Any:
-        """Send one API request with retries; return the decoded JSON body."""
+        """Send one API request with retries; return the decoded JSON body.
+
+        Not ``idempotent``: only what Amazon cannot have processed (429, a connect timeout) is retried.
+        """
         url = self.endpoint + path
         payload = json.dumps(body) if body is not None else None
         attempt = 0
@@ -363,6 +427,10 @@ class AmazonBusinessClient:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if not idempotent and not isinstance(exc, requests.ConnectTimeout):
+                    raise ServerError(
+                        operation, None, type(exc).__name__, "no answer: the request may have been processed"
+                    ) from None
                 self._retry_or_raise(operation, attempt, None, None, type(exc).__name__)
                 continue
             status = resp.status_code
@@ -376,7 +444,7 @@ class AmazonBusinessClient:
                 token_refreshed = True
                 attempt -= 1
                 continue
-            if status in _RETRYABLE_STATUSES:
+            if status in _RETRYABLE_STATUSES and (idempotent or status == 429):
                 self._retry_or_raise(operation, attempt, status, resp.headers, f"HTTP {status}", resp)
                 continue
             raise _api_error(operation, resp)

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "AbreconError",
+    "AnswerLostError",
     "ApiError",
     "AuthError",
     "BadRequestError",
@@ -127,3 +128,8 @@ class BadRequestError(ApiError):
 
 class ServerError(ApiError):
     """5xx, connection errors and timeouts after the retry budget was spent."""
+
+
+class AnswerLostError(ServerError):
+    """A request that is not safe to repeat (createReport) got no intact answer: a 5xx, a broken connection or a
+    cut-off body. Amazon may have processed it, so it is not retried blindly: look for what it made first."""

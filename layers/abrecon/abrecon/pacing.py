@@ -34,7 +34,7 @@ ARRIVAL_GUARD_SECONDS = 1.0
 # (clock-rate differences between hosts) for a cost of 0.1% of a run.
 HEADROOM = 0.999
 # Operations whose waits are long enough to hand to the state machine rather than sleep in a Lambda.
-STEP_PACED = frozenset({"createReport", "getReportDocument"})
+STEP_PACED = frozenset({"createReport", "getReportDocument", "getReports"})
 MAX_IN_LAMBDA_WAIT_SECONDS = 60.0
 _WRITE_ATTEMPTS = 20
 # A spent slot's marker is only needed while the state machine may still retry the step that spent it.

@@ -13,6 +13,7 @@ import boto3
 from abrecon.auth import LwaTokenProvider
 from abrecon.budget import TimeBudget
 from abrecon.client import AmazonBusinessClient
+from abrecon.executions import ExecutionLookup
 from abrecon.pacing import Pacer, parse_limits
 from abrecon.settings import Settings, get_settings
 from abrecon.storage import DocumentStore, Ledger
@@ -29,6 +30,7 @@ class Runtime:
     ledger: Ledger
     pacer: Pacer
     budget: TimeBudget = field(default_factory=lambda: TimeBudget.lambda_maximum(0.0))
+    executions: ExecutionLookup | None = None  # set where the function may ask Step Functions (EXECUTION_ARN_PREFIX)
 
 
 @cache
@@ -43,7 +45,11 @@ def get_runtime() -> Runtime:
     )
     store = DocumentStore(boto3.client("s3"), settings.document_bucket, settings.document_key_arn)
     budget = TimeBudget.lambda_maximum(settings.time_margin_seconds)
-    return Runtime(settings=settings, api=api, store=store, ledger=ledger, pacer=pacer, budget=budget)
+    prefix = settings.execution_arn_prefix
+    executions = ExecutionLookup(cache(lambda: boto3.client("stepfunctions")), prefix) if prefix else None
+    return Runtime(
+        settings=settings, api=api, store=store, ledger=ledger, pacer=pacer, budget=budget, executions=executions
+    )
 
 
 # When the current Lambda invocation ends (time.monotonic()), set by the handler from the Lambda context.

@@ -15,7 +15,7 @@ from abrecon.errors import ConfigurationError
 # published 0.0167 is rounded up, and pacing at it would run 0.2% fast and drift into 429s over a long backfill.
 DEFAULT_RATE_LIMITS = (
     "getTransactions=0.5/10,getInvoiceDetailsByOrderLineItems=2/10,createReport=0.016666/15,"
-    "getReport=2/15,getReportDocument=0.016666/15,getBatchInvoicePaymentDetails=2/10"
+    "getReport=2/15,getReportDocument=0.016666/15,getReports=0.0222/10,getBatchInvoicePaymentDetails=2/10"
 )
 
 
@@ -34,6 +34,8 @@ class Settings(BaseModel):
     request_pdfs: bool = Field(default=True, alias="REQUEST_PDFS")
     # A report that ends FATAL gets one new report after this cool-down (FATAL can be a hidden frequency limit).
     fatal_retry_seconds: int = Field(default=300, alias="FATAL_RETRY_SECONDS", ge=1, le=86_400)
+    # Runs that try an invoice whose document is broken (corrupt, not a PDF, too large) before the failure is final.
+    document_retry_runs: int = Field(default=3, alias="DOCUMENT_RETRY_RUNS", ge=1, le=100)
     document_bucket: str = Field(alias="DOCUMENT_BUCKET", min_length=1)
     document_key_arn: str = Field(alias="DOCUMENT_KEY_ARN", min_length=1)
     ledger_table: str = Field(alias="LEDGER_TABLE", min_length=1)
@@ -52,6 +54,8 @@ class Settings(BaseModel):
     api_rate_limits: str = Field(default=DEFAULT_RATE_LIMITS, alias="AB_API_RATE_LIMITS")
     # An execution that has not touched an invoice for this long is presumed dead and may be taken over.
     claim_stale_seconds: float = Field(default=3600.0, alias="CLAIM_STALE_SECONDS", gt=0)
+    # The state machine's execution ARNs up to the name: a claim by an execution that has ended is taken over at once.
+    execution_arn_prefix: str | None = Field(default=None, alias="EXECUTION_ARN_PREFIX", min_length=1)
 
 
 @cache

@@ -14,12 +14,25 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from abrecon import payment_status, reporting
-from abrecon.errors import BadRequestError, DocumentUrlExpiredError
+from abrecon import lost_reports, payment_status, reporting
+from abrecon.errors import (
+    AnswerLostError,
+    ApiError,
+    BadRequestError,
+    DocumentError,
+    DocumentUrlExpiredError,
+    NotFoundError,
+)
 from abrecon.invoices import BATCH_SIZE as INVOICE_BATCH_SIZE
 from abrecon.invoices import fetch_invoice_details
 from abrecon.jp_checks import InvoiceChecks, check_invoices
-from abrecon.models import InvoiceDetail, OrderLineItemKey, ReportProcessingStatus, Transaction
+from abrecon.models import (
+    REPORT_TYPE_INVOICE_PDF,
+    InvoiceDetail,
+    OrderLineItemKey,
+    ReportProcessingStatus,
+    Transaction,
+)
 from abrecon.runtime import Runtime
 from abrecon.storage import (
     InvoiceRecord,
@@ -191,7 +204,7 @@ class CheckReportInput(StepModel):
 class CheckReportOutput(StepModel):
     """The report's status (plus DEFERRED when the poll budget ran out) and its document once DONE."""
 
-    status: Literal["IN_QUEUE", "IN_PROGRESS", "DONE", "FATAL", "CANCELLED", "DEFERRED", "RETRY"]
+    status: Literal["IN_QUEUE", "IN_PROGRESS", "DONE", "FATAL", "CANCELLED", "DEFERRED", "RETRY", "EXPIRED"]
     report_id: str = Field(alias="reportId")
     polls: int
     report_document_id: str | None = Field(default=None, alias="reportDocumentId")
@@ -203,6 +216,7 @@ class CheckReportOutput(StepModel):
         ended = {
             "FATAL": "ReportsFailed",
             "CANCELLED": "ReportsFailed",
+            "EXPIRED": "ReportsFailed",
             "DEFERRED": "ReportsDeferred",
             "RETRY": "ReportsRetriedAfterFatal",
         }
@@ -601,6 +615,9 @@ def _owner_status(record: InvoiceRecord | None, run_id: str, rt: Runtime) -> Own
     if record.state is InvoiceState.FAILED and record.terminal:
         return "ALREADY_FAILED"
     if record.owned_by_other(run_id, rt.ledger.now(), rt.settings.claim_stale_seconds):
+        if rt.executions is not None and rt.executions.has_ended(record.run_id):
+            logger.info("taking over an invoice whose execution has ended", extra={"claimedBy": record.run_id})
+            return None
         return "OWNED_ELSEWHERE"
     return None
 
@@ -609,8 +626,9 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
     """Ask for the invoice's PDF report exactly once across all executions, at Amazon's pace.
 
     The invoice is claimed in the ledger first (conditional write), a reportId already there is reused, a slot in
-    the shared createReport bucket is reserved (THROTTLED hands the wait to the state machine), and the reportId
-    is recorded before any wait.
+    the shared createReport bucket is reserved (THROTTLED hands the wait to the state machine), the attempt is
+    recorded before the call and the reportId right after it. An answer that never arrived intact is looked for
+    with getReports before anyone asks again (lost_reports).
     """
     number = request.invoice.invoice_number
     for _attempt in range(3):
@@ -618,6 +636,7 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
         refusal = _owner_status(record, request.run_id, rt)
         if refusal:
             return CreateReportOutput(status=refusal)
+        held = request.reserved_at
         try:
             if record and record.report_id:
                 rt.ledger.write(
@@ -630,30 +649,177 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
                 )
                 return CreateReportOutput(status="REQUESTED", report_id=record.report_id)
             if record is None or record.state is not InvoiceState.CLAIMED or record.run_id != request.run_id:
-                record = rt.ledger.write(number, record, request.run_id, state=InvoiceState.CLAIMED, reason=None)
+                taken_over = {} if record is not None and record.run_id == request.run_id else {"lost_answers": 0}
+                record = rt.ledger.write(
+                    number,
+                    record,
+                    request.run_id,
+                    state=InvoiceState.CLAIMED,
+                    reason=None,
+                    **_open_attempt(record),
+                    **taken_over,
+                )
+            if record.create_attempt_at is not None:
+                looked = _look_for_lost_report(request, record, rt)
+                if isinstance(looked, CreateReportOutput):
+                    return looked
+                record, held = looked, None  # nothing identified: ask again, on a createReport slot of its own
         except LedgerConflict:
             continue  # another execution moved first: look again
-        wait, reserved_at = _slot("createReport", request.reserved_at, rt, number)
+        if record.lost_answers >= lost_reports.MAX_LOST_ANSWERS:
+            raise AnswerLostError(
+                "createReport",
+                None,
+                "AnswersLost",
+                f"{record.lost_answers} answers lost in this run; the next run asks",
+            )
+        wait, reserved_at = _slot("createReport", held, rt, number)
         if wait > 0:
             return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
+        try:  # the attempt goes to the ledger before the call: if its answer is lost, a retry knows to look first
+            record = rt.ledger.write(
+                number,
+                record,
+                request.run_id,
+                state=InvoiceState.CLAIMED,
+                reason=None,
+                create_attempt_at=rt.ledger.now(),
+                create_attempt_until=None,
+                open_kind="ATTEMPT",
+            )
+        except LedgerConflict:
+            continue
         try:
             report_id = rt.api.create_report(
                 number, [rt.settings.marketplace_id], document_type=request.invoice.document_type
             )
+        except AnswerLostError as exc:
+            record = rt.ledger.write(
+                number,
+                record,
+                request.run_id,
+                state=InvoiceState.CLAIMED,
+                reason=f"createReport: {exc}",
+                create_attempt_until=rt.ledger.now(),
+                lost_answers=record.lost_answers + 1,
+                open_kind="ATTEMPT",
+            )
+            logger.warning("createReport answer lost; looking for its report before asking again", extra={"error": exc})
+            looked = _look_for_lost_report(request.model_copy(update={"reserved_at": None}), record, rt, at_once=False)
+            assert isinstance(looked, CreateReportOutput)
+            return looked
         except BaseException as exc:
-            # Give the claim back so the state machine's retry (or the next run) can ask again at once.
-            rt.ledger.write(number, record, request.run_id, state=InvoiceState.FAILED, reason=f"createReport: {exc}")
+            # Amazon refused it (ApiError: 429 after retries, 4xx), so no report was made and the attempt is cleared;
+            # for anything else whether the request went out is unknown: the attempt stays for the next try to look.
+            # Either way the claim goes back, so the state machine's retry (or the next run) can go on at once.
+            unsent = {"create_attempt_at": None, "create_attempt_until": None}
+            rt.ledger.write(
+                number,
+                record,
+                request.run_id,
+                state=InvoiceState.FAILED,
+                reason=f"createReport: {exc}",
+                **(unsent if isinstance(exc, ApiError) else {"open_kind": "ATTEMPT"}),
+            )
             raise
-        rt.ledger.write(number, record, request.run_id, state=InvoiceState.REQUESTED, report_id=report_id, reason=None)
+        _record_report_id(rt, number, record, request.run_id, report_id)
         return CreateReportOutput(status="REQUESTED", report_id=report_id)
     raise StorageError(f"invoice {number}: the ledger entry kept changing under three attempts")
 
 
+def _open_attempt(record: InvoiceRecord | None) -> dict[str, str]:
+    """Keep an unanswered createReport attempt in the open index (other lookups must see it) across a write."""
+    return {"open_kind": "ATTEMPT"} if record is not None and record.create_attempt_at is not None else {}
+
+
+def _record_report_id(rt: Runtime, number: str, record: InvoiceRecord, run_id: str, report_id: str) -> None:
+    """The invoice's reportId to the ledger (its marker first: other lookups must know the report is taken)."""
+    rt.ledger.remember_report(report_id, number)
+    rt.ledger.write(
+        number,
+        record,
+        run_id,
+        state=InvoiceState.REQUESTED,
+        report_id=report_id,
+        reason=None,
+        create_attempt_at=None,
+        create_attempt_until=None,
+    )
+
+
+def _look_for_lost_report(
+    request: CreateReportInput, record: InvoiceRecord, rt: Runtime, *, at_once: bool = True
+) -> CreateReportOutput | InvoiceRecord:
+    """Find the report of the invoice's unanswered createReport with getReports, at getReports' own pace.
+
+    REQUESTED with the report found; THROTTLED while the lookup waits for its getReports slot (or for reports of
+    other invoices answered meanwhile to reach the ledger; not at_once: always, so the lookup is a step of its
+    own); or the record with the attempt cleared: ask again.
+    """
+    number = request.invoice.invoice_number
+    assert record.create_attempt_at is not None
+    now = rt.ledger.now()
+    attempt = lost_reports.Attempt.of(record.create_attempt_at, record.create_attempt_until, now)
+    # A slot reserved before the attempt was the createReport slot it used; a later one is this lookup's.
+    held = request.reserved_at if request.reserved_at is not None and request.reserved_at > attempt.start else None
+    wait, reserved_at = _slot("getReports", held, rt, number)
+    wait = max(wait, attempt.settles_in(now), 0.0 if at_once else 1.0)
+    if wait > 0:
+        return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
+    page = rt.api.get_reports(
+        [REPORT_TYPE_INVOICE_PDF], created_since=attempt.since(), page_size=lost_reports.PAGE_SIZE
+    )
+    known = set(rt.ledger.known_reports(r.reportId for r in page.reports))
+    known |= {*record.fatal_report_ids, *record.expired_report_ids}
+    found = lost_reports.identify(
+        page.reports,
+        invoice_number=number,
+        document_type=request.invoice.document_type,
+        attempt=attempt,
+        known=known,
+        others_overlap=lost_reports.overlapping_attempts(rt.ledger.open_items("ATTEMPT"), number, attempt, now),
+        complete=page.nextToken is None,
+    )
+    # Found by time only: the marker is written first-come, so two lookups can never take the same report.
+    if found is not None and (
+        found.match == "OPTIONS" or rt.ledger.remember_report(found.report_id, number, only_if_new=True)
+    ):
+        logger.info("found the report of a lost createReport answer", extra={"reportId": found.report_id})
+        _record_report_id(rt, number, record, request.run_id, found.report_id)
+        return CreateReportOutput(status="REQUESTED", report_id=found.report_id)
+    logger.warning("the report of a lost createReport answer is not identifiable; asking again")
+    return rt.ledger.write(
+        number,
+        record,
+        request.run_id,
+        state=InvoiceState.CLAIMED,
+        reason=None,
+        create_attempt_at=None,
+        create_attempt_until=None,
+    )
+
+
 def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
-    """Poll the report once; record FATAL/CANCELLED as failures and defer the invoice when the poll budget is spent."""
-    report = rt.api.get_report(request.report_id)
-    status = ReportProcessingStatus(report.processingStatus)
+    """Poll the report once; record FATAL/CANCELLED as failures and defer the invoice when the poll budget is spent.
+
+    A report Amazon no longer serves (404: past its 30/90 days, e.g. deferred too long) earns one new report.
+    """
     polls = request.polls + 1
+    try:
+        report = rt.api.get_report(request.report_id)
+    except NotFoundError:
+        reason = f"report {request.report_id} no longer served by Amazon (404); one new report"
+        if _one_new_report(request, rt, "expired_report_ids", reason):
+            return CheckReportOutput(status="RETRY", report_id=request.report_id, polls=polls, retry_seconds=1)
+        _record(
+            rt,
+            request,
+            state=InvoiceState.FAILED,
+            terminal=True,
+            reason=f"report {request.report_id} no longer served by Amazon (404), after one new report",
+        )
+        return CheckReportOutput(status="EXPIRED", report_id=request.report_id, polls=polls)
+    status = ReportProcessingStatus(report.processingStatus)
     if status is ReportProcessingStatus.DONE and report.reportDocumentId:
         return CheckReportOutput(
             status="DONE", report_id=request.report_id, polls=polls, report_document_id=report.reportDocumentId
@@ -696,15 +862,23 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
 
 
 def _retry_after_fatal(request: CheckReportInput, rt: Runtime) -> bool:
-    """Whether this FATAL report earns its invoice one new report (FATAL is sometimes a hidden frequency limit).
+    """Whether this FATAL report earns its invoice one new report (FATAL is sometimes a hidden frequency limit)."""
+    reason = f"report {request.report_id} ended FATAL; one new report after a cool-down"
+    return _one_new_report(request, rt, "fatal_report_ids", reason)
 
-    Once per invoice, ever: the FATAL reportId goes to the ledger's fatalReportIds and the invoice's reportId is
-    cleared, so after the cool-down create-report asks for a new one (and records it before any wait). A repeated
-    invocation for the same report answers the same; a second FATAL report is a failure.
+
+def _one_new_report(
+    request: CheckReportInput, rt: Runtime, kept: Literal["fatal_report_ids", "expired_report_ids"], reason: str
+) -> bool:
+    """Whether this report earns its invoice one new report, once per invoice and kind, ever.
+
+    The reportId goes to the ledger's list ``kept`` and the invoice's reportId is cleared, so create-report asks
+    for a new one (and records it before any wait). A repeated invocation for the same report answers the same; a
+    second such report is a failure.
     """
     for _attempt in range(3):
         record = rt.ledger.get(request.invoice_number)
-        earlier = record.fatal_report_ids if record is not None else []
+        earlier: list[str] = getattr(record, kept) if record is not None else []
         if earlier:
             return request.report_id in earlier
         if record is not None and record.run_id != request.run_id and record.state is not InvoiceState.FAILED:
@@ -716,9 +890,9 @@ def _retry_after_fatal(request: CheckReportInput, rt: Runtime) -> bool:
                 request.run_id,
                 state=InvoiceState.REQUESTED,
                 report_id=None,
-                fatal_report_ids=[request.report_id],
                 open_kind="INVOICE",  # if this execution dies during the cool-down, the next run takes the invoice
-                reason=f"report {request.report_id} ended FATAL; one new report after a cool-down",
+                reason=reason,
+                **{kept: [request.report_id]},
             )
             return True
         except LedgerConflict:
@@ -776,7 +950,10 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
                 raise
             refreshes += 1
             reserved = None
-    pdfs = extract_pdfs(data)
+    try:
+        pdfs = extract_pdfs(data)
+    except DocumentError as exc:
+        raise _document_failed(rt, number, request.run_id, exc) from exc
     stored: list[StoredObject] = [
         rt.store.put_bytes_once(
             f"documents/{rt.settings.marketplace_id}/{number}/{pdf.name}", pdf.content, "application/pdf"
@@ -798,6 +975,34 @@ def download_document(request: DownloadDocumentInput, rt: Runtime) -> DownloadDo
 
 
 MAX_URL_REFRESHES = 2
+
+
+def _document_failed(rt: Runtime, number: str, run_id: str, exc: DocumentError) -> DocumentError:
+    """Count a run whose document of the invoice was broken; after DOCUMENT_RETRY_RUNS runs the failure is final.
+
+    Returns the error to raise (the state machine records it as the invoice's failure, with this reason).
+    """
+    limit = rt.settings.document_retry_runs
+    for _attempt in range(3):
+        record = rt.ledger.get(number)
+        runs = (record.document_failures if record is not None else 0) + 1
+        final = runs >= limit
+        reason = f"broken document ({exc}), {runs} of {limit} runs" + ("; not retried again" if final else "")
+        try:
+            rt.ledger.write(
+                number,
+                record,
+                run_id,
+                state=InvoiceState.FAILED,
+                reason=reason,
+                terminal=final,
+                document_failures=runs,
+                report_id=record.report_id if record is not None else None,
+            )
+        except LedgerConflict:
+            continue
+        return DocumentError(reason)
+    raise StorageError(f"invoice {number}: the ledger entry kept changing under three attempts")
 
 
 def summarize_run(run: RunContext, rt: Runtime) -> Notification:

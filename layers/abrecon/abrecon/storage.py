@@ -186,6 +186,16 @@ class InvoiceRecord(BaseModel):
     terminal: bool = False
     # Reports of this invoice that ended FATAL; the first one earned the invoice its one retry.
     fatal_report_ids: list[str] = Field(default_factory=list, alias="fatalReportIds")
+    # Reports Amazon stopped serving (getReport 404: older than its 30/90 days); the first earned one new report.
+    expired_report_ids: list[str] = Field(default_factory=list, alias="expiredReportIds")
+    # A createReport whose answer is not known yet: when it was sent (recorded before the call) and when its answer
+    # was found lost (None: the caller died). Cleared once the report is found or known not to exist.
+    create_attempt_at: Decimal | None = Field(default=None, alias="createAttemptAt")
+    create_attempt_until: Decimal | None = Field(default=None, alias="createAttemptUntil")
+    # createReport answers lost while the current execution owns the invoice (bounded, see lost_reports).
+    lost_answers: int = Field(default=0, alias="lostAnswers")
+    # Runs whose download of this invoice's document failed (broken document); bounded by DOCUMENT_RETRY_RUNS.
+    document_failures: int = Field(default=0, alias="documentFailures")
     run_id: str | None = Field(default=None, alias="runId")
     heartbeat: Decimal = Decimal(0)
     version: int = 0
@@ -208,6 +218,14 @@ def _invoice_pk(invoice_number: str) -> str:
 def line_item_pk(order_id: str, order_line_item_id: str, shipment_id: str) -> str:
     """The ledger key of a line item."""
     return f"LINE#{order_id}|{order_line_item_id}|{shipment_id}"
+
+
+# Amazon serves a report for at most 90 days; its marker is not needed longer.
+REPORT_MARKER_TTL_SECONDS = 90 * 24 * 3600
+
+
+def _report_pk(report_id: str) -> str:
+    return f"REPORT#{report_id}"
 
 
 OPEN_INDEX = "open"  # sparse GSI: only pending line items and deferred invoices carry its key, `openKind`
@@ -317,15 +335,50 @@ class Ledger:
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StorageError(f"could not update ledger entry for invoice {invoice_number}: {exc}") from exc
+            # DynamoDB may apply a write and still answer 5xx; the SDK's retry then fails its own condition.
+            if not self._landed(invoice_number, base):
                 raise LedgerConflict(invoice_number) from exc
-            raise StorageError(f"could not update ledger entry for invoice {invoice_number}: {exc}") from exc
         merged = {**(expected.model_dump(by_alias=True) if expected else {}), **item}
         return InvoiceRecord.model_validate(merged)
 
+    def _landed(self, invoice_number: str, base: dict[str, Any]) -> bool:
+        """Whether the ledger holds exactly the write `base` began (same version, run and heartbeat)."""
+        current = self.get(invoice_number)
+        return (
+            current is not None
+            and current.version == base["version"]
+            and current.run_id == base["runId"]
+            and current.heartbeat == base["heartbeat"]
+        )
+
+    def remember_report(self, report_id: str, invoice_number: str, *, only_if_new: bool = False) -> bool:
+        """Note which invoice a reportId belongs to (`REPORT#<id>`), so a lost createReport answer can tell reports
+        it made from everyone else's; only_if_new: False if the id is noted already (for someone else)."""
+        item = {
+            "pk": _report_pk(report_id),
+            "invoiceNumber": invoice_number,
+            "expiresAt": int(self.now()) + REPORT_MARKER_TTL_SECONDS,
+        }
+        condition = {"ConditionExpression": "attribute_not_exists(pk)"} if only_if_new else {}
+        try:
+            self._table.put_item(Item=item, **condition)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                # Noted already: by someone else, or by this very put (applied, answered 5xx, retried by the SDK).
+                return self.known_reports([report_id]).get(report_id) == invoice_number
+            raise StorageError(f"could not note report {report_id} of invoice {invoice_number}: {exc}") from exc
+        return True
+
+    def known_reports(self, report_ids: Iterable[str]) -> dict[str, str]:
+        """reportId -> invoice number, for the ids some invoice recorded (remember_report)."""
+        items = self._batch_get([_report_pk(r) for r in sorted(set(report_ids))])
+        return {str(i["pk"]).removeprefix("REPORT#"): str(i.get("invoiceNumber", "")) for i in items}
+
     def open_items(self, kind: str) -> list[dict[str, Any]]:
-        """Every pending line item ("LINE"), deferred invoice ("INVOICE") or unpaid invoice ("PAYMENT"), from the
-        sparse index."""
+        """Every pending line item ("LINE"), deferred invoice ("INVOICE"), unpaid invoice ("PAYMENT") or invoice whose
+        createReport answer is unknown ("ATTEMPT"), from the sparse index."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"IndexName": OPEN_INDEX, "KeyConditionExpression": Key("openKind").eq(kind)}
         while True:
@@ -362,6 +415,11 @@ _FIELD_NAMES = {
     "s3_keys": "s3Keys",
     "open_kind": "openKind",
     "fatal_report_ids": "fatalReportIds",
+    "expired_report_ids": "expiredReportIds",
+    "create_attempt_at": "createAttemptAt",
+    "create_attempt_until": "createAttemptUntil",
+    "lost_answers": "lostAnswers",
+    "document_failures": "documentFailures",
 }
 
 

@@ -37,6 +37,8 @@ class EmulatorConfig:
     ``jp_inconsistent_invoices`` (JP only) deliberately breaks that many invoices' details.
     ``max_items_per_order``: an order has 1 to this many line items (4 by default, about 1.8 a shipment; the
     backfill benchmark takes 5 to reach 20,000 line items with 10,000 invoices).
+    ``report_options_listed``: getReports' entries echo reportOptions (invoiceId), as getReport's do in
+    Amazon's tutorial; False answers the model's Report without them (a lost report is then found by time).
     """
 
     seed: int = 7
@@ -50,6 +52,7 @@ class EmulatorConfig:
     faults: str = "none"
     jp_inconsistent_invoices: int = 0
     max_items_per_order: int = 4
+    report_options_listed: bool = True
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)

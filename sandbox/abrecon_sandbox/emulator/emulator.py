@@ -178,6 +178,10 @@ class Emulator:
         """Invalidate every access token issued so far (next API call answers 401)."""
         self.state.expire_access_tokens()
 
+    def age_reports(self) -> None:
+        """Every report made so far is past Amazon's retention: getReport answers 404 (the aged-reports profile)."""
+        self.state.injector.record("report-aged", self.state.age_reports())
+
     def drain(self, operation: str) -> None:
         """Empty one operation's rate-limit bucket (next call answers 429)."""
         self.limiter.drain(operation)

@@ -34,6 +34,13 @@ FAULT_PROFILES: dict[str, str] = {
     "examples do (never the identifiers).",
     "token-revoked": "The first access token is revoked after a few calls (401); a fresh token works.",
     "invalid-grant": "LWA answers invalid_grant on every token exchange.",
+    "lost-report-answers": "About 30% of createReport calls make the report, then lose the answer (500, a cut-off "
+    "body or a dropped connection); getReports echoes reportOptions, so each lost report can be identified.",
+    "lost-report-answers-unlabelled": "The 3rd createReport call, and every 20th after it, loses its answer as in "
+    "lost-report-answers, and getReports answers the model's Report without reportOptions: a lost report is "
+    "identified by its creation time (two lost in one burst could not be told apart).",
+    "aged-reports": "About 30% of invoices: the first report stays IN_PROGRESS; before the re-run every report "
+    "made so far ages past Amazon's retention (getReport 404), so the re-run must ask for a new one.",
     "chaos": "A seeded mix of the transient faults (429, 5xx, resets, slow, malformed JSON, expired URLs, "
     "one-off FATAL, a revoked token) at lower rates.",
 }
@@ -58,6 +65,7 @@ API_OPERATIONS = frozenset(
         "getInvoiceDetailsByOrderLineItems",
         "createReport",
         "getReport",
+        "getReports",
         "getReportDocument",
         "getBatchInvoicePaymentDetails",
     }
@@ -77,6 +85,8 @@ PROTECTED_FIELDS = frozenset(
         "reportDocumentId",
         "url",
         "nextPageToken",
+        "nextToken",
+        "reports",
         "errors",
         "transactions",
         "transactionLineItems",
@@ -124,6 +134,10 @@ class FaultRates:
     bad_documents: float = 0.0  # invoices with a broken download
     token_revoked: bool = False
     invalid_grant: bool = False
+    lost_answers: float = 0.0  # createReport calls that make the report and lose the answer
+    lost_every: int = 0  # or: the 3rd createReport call and every lost_every-th after it
+    unlabelled_lists: bool = False  # getReports without reportOptions (the model's Report)
+    stuck_once: float = 0.0  # invoices whose first report stays IN_PROGRESS (later ones finish)
 
 
 _RATES: dict[str, FaultRates] = {
@@ -141,7 +155,11 @@ _RATES: dict[str, FaultRates] = {
     "missing-fields": FaultRates(missing_fields=0.2),
     "token-revoked": FaultRates(token_revoked=True),
     "invalid-grant": FaultRates(invalid_grant=True),
+    "lost-report-answers": FaultRates(lost_answers=0.3),
+    "lost-report-answers-unlabelled": FaultRates(lost_every=20, unlabelled_lists=True),
+    "aged-reports": FaultRates(stuck_once=0.3),
 }
+LOST_ANSWER_KINDS = ("server-error-after", "cut-off", "reset")
 
 
 def fault_rates(profile: str, seed: int) -> FaultRates:
@@ -231,6 +249,8 @@ class FaultInjector:
             plan[number] = "cancelled"
         for number in self._pick("stuck", invoices, self.rates.stuck):
             plan[number] = "stuck"
+        for number in self._pick("stuck-once", invoices, self.rates.stuck_once):
+            plan[number] = "stuck-once"
         return plan
 
     def _plan_documents(self, invoices: list[str]) -> dict[str, str]:
@@ -258,7 +278,8 @@ class FaultInjector:
         Kinds: report-fatal, report-cancelled, report-stuck, bad-document:<variant>
         (see ``RECOVERABLE_DOCUMENT_FAULTS`` for variants a careful pipeline still stores).
         """
-        affected = {n: f"report-{plan}" for n, plan in self._report_plan.items() if plan != "fatal-once"}
+        passing = ("fatal-once", "stuck-once")
+        affected = {n: f"report-{plan}" for n, plan in self._report_plan.items() if plan not in passing}
         affected.update({n: f"bad-document:{variant}" for n, variant in self._document_plan.items()})
         return dict(sorted(affected.items()))
 
@@ -295,6 +316,17 @@ class FaultInjector:
     def error_after_processing(self, key: str) -> bool:
         """For a createReport hit by a server error: fail after the report was created (half of them)."""
         return self._unit("server-after", key) < 0.5
+
+    def lost_answer(self, key: str) -> str | None:
+        """For a createReport call (processed): how its answer is lost (LOST_ANSWER_KINDS), or None."""
+        if not key.startswith("createReport#"):
+            return None
+        nth, every = int(key.rsplit("#", 1)[1]), self.rates.lost_every
+        if not (every and nth % every == 3 % every) and not self._hit("lost-answer", key, self.rates.lost_answers):
+            return None
+        kind = LOST_ANSWER_KINDS[int(self._unit("lost-answer-kind", key) * len(LOST_ANSWER_KINDS))]
+        self.record(f"lost-answer:{kind}")
+        return kind
 
     def connection_reset(self, key: str) -> bool:
         """Drop the connection instead of answering this (already processed) API call."""
@@ -385,9 +417,15 @@ class FaultInjector:
         with self._lock:
             self._reports_of[invoice_id] += 1
             nth = self._reports_of[invoice_id]
-        if plan == "fatal-once" and nth > 1:
+        if plan in ("fatal-once", "stuck-once") and nth > 1:
             return None
-        outcome = {"fatal-once": "FATAL", "fatal": "FATAL", "cancelled": "CANCELLED", "stuck": "IN_PROGRESS"}[plan]
+        outcome = {
+            "fatal-once": "FATAL",
+            "fatal": "FATAL",
+            "cancelled": "CANCELLED",
+            "stuck": "IN_PROGRESS",
+            "stuck-once": "IN_PROGRESS",
+        }[plan]
         self.record({"FATAL": "report-fatal", "CANCELLED": "report-cancelled", "IN_PROGRESS": "report-stuck"}[outcome])
         return outcome
 
