@@ -2,7 +2,8 @@
 
 Operations: getTransactions (every page, with and without dates on later pages),
 getInvoiceDetailsByOrderLineItems (every line item), createReport, getReport in each status
-(IN_QUEUE, IN_PROGRESS, DONE, CANCELLED, FATAL), getReportDocument; error bodies 400, 401,
+(IN_QUEUE, IN_PROGRESS, DONE, CANCELLED, FATAL), getReports (every page, its filters, nextToken
+alone), getReportDocument; error bodies 400, 401,
 404/405, 429 and 500/503/504 for every operation. The LWA token endpoint has no model in
 shared/api-models; its answers are checked against the shape FIELD-NOTES documents.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -24,7 +26,15 @@ from abrecon_sandbox.emulator import Emulator
 pytestmark = pytest.mark.skipif(not MODELS.is_dir(), reason=f"API models not found at {MODELS}")
 
 REGIONS = ["NA", "JP"]
-OPERATIONS = ["getTransactions", "getInvoiceDetailsByOrderLineItems", "createReport", "getReport", "getReportDocument"]
+OPERATIONS = [
+    "getTransactions",
+    "getInvoiceDetailsByOrderLineItems",
+    "createReport",
+    "getReport",
+    "getReports",
+    "getReportDocument",
+]
+REPORTS = "/reports/2021-09-30/reports"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +47,13 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
     # speed 50 and 25 s latency: a report takes 0.5 s, long enough to see IN_QUEUE and IN_PROGRESS.
     config = make_config(region=request.param, speed=50.0, report_latency_seconds=(25.0, 25.0))
     with Emulator(config) as emulator:
+        yield Api(emulator)
+
+
+@pytest.fixture(scope="module")
+def reports_api() -> Iterator[Api]:
+    # speed 1000: getReports refills 22 a second, so these tests leave the shared `api` fixture's bucket alone.
+    with Emulator(make_config(orders=4, speed=1000.0)) as emulator:
         yield Api(emulator)
 
 
@@ -56,6 +73,9 @@ def call(api: Api, operation: str, *, broken: bool = False) -> requests.Response
         )
     if operation == "getReport":
         return api.report("badReportId1")
+    if operation == "getReports":
+        statuses = "BAD_VALUE,IN_PROGRESS" if broken else "DONE"
+        return api.get(REPORTS, reportTypes="GET_AB_INVOICE_PDF", processingStatuses=statuses)
     return api.document("badDocumentId1")
 
 
@@ -181,6 +201,92 @@ def test_fatal_report_and_mislabelled_document(contract: Contract, region: str) 
         document = api.fresh_url(api.wait(api.report_id(mislabelled))["reportDocumentId"])
         assert "compressionAlgorithm" not in document
         contract.check("getReportDocument", 200, document)
+
+
+def list_all(api: Api, contract: Contract, **filters: str) -> list[dict[str, Any]]:
+    """Every report getReports selects, following nextToken (sent alone); each page checked against the model."""
+    params = {"reportTypes": "GET_AB_INVOICE_PDF", **filters}
+    reports: list[dict[str, Any]] = []
+    while True:
+        response = api.get(REPORTS, **params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        contract.check("getReports", 200, body)
+        reports += body["reports"]
+        if "nextToken" not in body:
+            return reports
+        params = {"nextToken": body["nextToken"]}
+
+
+@pytest.mark.parametrize("listed_options", [True, False])
+def test_get_reports_pages_and_filters(contract: Contract, listed_options: bool) -> None:
+    config = make_config(orders=12, speed=1000.0, report_options_listed=listed_options)
+    with Emulator(config) as emulator:
+        api = Api(emulator)
+        invoices = sorted(emulator.invoice_numbers())[:5]
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        made = {api.report_id(number): number for number in invoices}
+        reports = list_all(api, contract, pageSize="2", createdSince=before.isoformat())
+        assert [r["reportId"] for r in reports] == sorted(made, key=int, reverse=True)  # newest first, each once
+        for report in reports:
+            if listed_options:
+                assert report["reportOptions"]["invoiceId"] == made[report["reportId"]]
+            else:
+                assert "reportOptions" not in report
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        window = {"createdSince": later.isoformat(), "createdUntil": (later + timedelta(hours=1)).isoformat()}
+        assert list_all(api, contract, **window) == []
+        assert list_all(api, contract, reportTypes="GET_FLAT_FILE_OPEN_LISTINGS_DATA") == []
+        assert list_all(api, contract, marketplaceIds="A1F83G8C2ARO7P") == []
+        done = api.wait(next(iter(made)))
+        listed_done = list_all(api, contract, processingStatuses=done["processingStatus"])
+        assert done["reportId"] in {r["reportId"] for r in listed_done}
+        assert all(r["processingStatus"] == done["processingStatus"] for r in listed_done)
+        if done["processingStatus"] == "DONE":
+            match = next(r for r in listed_done if r["reportId"] == done["reportId"])
+            assert match["reportDocumentId"] == done["reportDocumentId"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"processingStatuses": "DONE"},
+        {"reportTypes": ",".join(f"T{n}" for n in range(11))},
+        {"reportTypes": "GET_AB_INVOICE_PDF", "pageSize": "0"},
+        {"reportTypes": "GET_AB_INVOICE_PDF", "pageSize": "101"},
+        {"reportTypes": "GET_AB_INVOICE_PDF", "createdSince": "yesterday"},
+        {"reportTypes": "GET_AB_INVOICE_PDF", "nextToken": "abc"},
+        {"nextToken": "not-a-token-the-emulator-gave"},
+    ],
+)
+def test_get_reports_refuses_what_the_model_forbids(
+    reports_api: Api, contract: Contract, params: dict[str, str]
+) -> None:
+    response = reports_api.get(REPORTS, **params)
+    assert response.status_code == 400, response.text
+    contract.check("getReports", 400, response.json())
+
+
+def test_get_reports_token_with_filters_is_refused(reports_api: Api, contract: Contract) -> None:
+    api = reports_api
+    for number in sorted(api.emulator.invoice_numbers())[:2]:
+        api.report_id(number)
+    first = api.retrying(lambda: api.get(REPORTS, reportTypes="GET_AB_INVOICE_PDF", pageSize="1"))
+    token = first["nextToken"]
+    refused = api.get(REPORTS, nextToken=token, reportTypes="GET_AB_INVOICE_PDF")
+    assert refused.status_code == 400
+    contract.check("getReports", 400, refused.json())
+    contract.check("getReports", 200, api.retrying(lambda: api.get(REPORTS, nextToken=token)))
+
+
+def test_get_reports_published_rate_limit() -> None:
+    # Burst 10, then 429 (the refill, 0.0222/s, adds under 0.05 tokens in the test's time).
+    with Emulator(make_config(orders=2, speed=1.0)) as emulator:
+        api = Api(emulator)
+        answers = [api.get(REPORTS, reportTypes="GET_AB_INVOICE_PDF") for _ in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert answers[0].headers["x-amzn-RateLimit-Limit"] == "0.0222"
 
 
 # ----- error answers ------------------------------------------------------------------------------

@@ -302,6 +302,57 @@ def test_get_report_bad_answer_hides_values(client: AmazonBusinessClient, http: 
     assert "SECRET-LOOKING-VALUE" not in str(caught.value)
 
 
+def test_get_reports_sends_the_filters_then_the_token_alone(client: AmazonBusinessClient, http: FakeHttp) -> None:
+    report = {"reportId": "R1", "reportType": "GET_AB_INVOICE_PDF", "processingStatus": "DONE"}
+    http.queue(
+        Reply(200, json_body={"reports": [report], "nextToken": "tok/1"}),
+        Reply(200, json_body={"reports": [{**report, "reportId": "R2", "createdTime": "2026-11-02T10:00:00Z"}]}),
+    )
+    first = client.get_reports(
+        ["GET_AB_INVOICE_PDF"], created_since=datetime(2026, 11, 2, 9, 30, tzinfo=UTC), page_size=100
+    )
+    assert [r.reportId for r in first.reports] == ["R1"]
+    assert first.nextToken == "tok/1"
+    second = client.get_reports(next_token="tok/1")
+    assert second.nextToken is None
+    assert second.reports[0].createdTime == datetime(2026, 11, 2, 10, tzinfo=UTC)
+    assert http.seen[0].url == (
+        f"{API}/reports/2021-09-30/reports?reportTypes=GET_AB_INVOICE_PDF"
+        "&createdSince=2026-11-02T09%3A30%3A00Z&pageSize=100"
+    )
+    assert http.seen[1].url == f"{API}/reports/2021-09-30/reports?nextToken=tok%2F1"
+    assert client.api_calls == {"getReports": 2}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"report_types": [""]},
+        {"report_types": [f"T{n}" for n in range(11)]},
+        {"report_types": ["GET_AB_INVOICE_PDF"], "page_size": 0},
+        {"report_types": ["GET_AB_INVOICE_PDF"], "page_size": 101},
+        {"report_types": ["GET_AB_INVOICE_PDF"], "next_token": "t"},
+        {"next_token": "t", "created_since": START},
+        {"next_token": "t", "page_size": 10},
+        {"next_token": " "},
+    ],
+)
+def test_get_reports_refuses_what_amazon_would(
+    client: AmazonBusinessClient, http: FakeHttp, kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(BadRequestError):
+        client.get_reports(**kwargs)
+    assert http.seen == []
+
+
+def test_get_reports_answer_without_a_report_id(client: AmazonBusinessClient, http: FakeHttp) -> None:
+    http.queue(Reply(200, json_body={"reports": [{"processingStatus": "DONE", "reportType": "X"}]}))
+    with pytest.raises(ServerError) as caught:
+        client.get_reports(["GET_AB_INVOICE_PDF"])
+    assert caught.value.code == "InvalidResponse"
+
+
 def test_get_report_document(client: AmazonBusinessClient, http: FakeHttp) -> None:
     url = "https://d34o8swod1owfl.cloudfront.net/Sample%2BKey?X-Amz-Signature=" + "a" * 600
     body = {"reportDocumentId": "DOC-1", "url": url, "compressionAlgorithm": "GZIP"}

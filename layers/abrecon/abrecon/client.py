@@ -35,6 +35,7 @@ from abrecon.models import (
     OrderLineItemKey,
     Report,
     ReportDocument,
+    ReportsPage,
     Transaction,
     TransactionsPage,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "OP_DOWNLOAD_DOCUMENT",
     "OP_GET_INVOICE_DETAILS",
     "OP_GET_REPORT",
+    "OP_GET_REPORTS",
     "OP_GET_REPORT_DOCUMENT",
     "OP_GET_TRANSACTIONS",
     "AmazonBusinessClient",
@@ -59,6 +61,7 @@ OP_GET_INVOICE_DETAILS = "getInvoiceDetailsByOrderLineItems"
 OP_CREATE_REPORT = "createReport"
 OP_GET_REPORT = "getReport"
 OP_GET_REPORT_DOCUMENT = "getReportDocument"
+OP_GET_REPORTS = "getReports"
 OP_DOWNLOAD_DOCUMENT = "downloadDocument"
 
 TRANSACTIONS_PATH = "/reconciliation/2021-01-08/transactions"
@@ -68,6 +71,9 @@ DOCUMENTS_PATH = "/reports/2021-09-30/documents"
 
 # Stated in Amazon's prose only; the schema has no maxItems.
 MAX_LINE_ITEMS_PER_CALL = 25
+# getReports: the model's bounds of reportTypes and pageSize.
+MAX_REPORT_TYPES = 10
+MAX_REPORTS_PAGE_SIZE = 100
 
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BAD_REQUEST_STATUSES = frozenset({400, 413, 415})
@@ -236,6 +242,52 @@ class AmazonBusinessClient:
         """Status of a report (and its reportDocumentId once DONE)."""
         path = f"{REPORTS_PATH}/{_path_segment(OP_GET_REPORT, report_id, 'reportId')}"
         return _parse(OP_GET_REPORT, Report, self._call(OP_GET_REPORT, "GET", path))
+
+    def get_reports(
+        self,
+        report_types: Sequence[str] = (),
+        *,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        processing_statuses: Sequence[str] = (),
+        marketplace_ids: Sequence[str] = (),
+        page_size: int | None = None,
+        next_token: str | None = None,
+    ) -> ReportsPage:
+        """One page of the reports matching the filters (newest first in Amazon's examples; order not relied on).
+
+        The first page needs ``report_types`` (1 to 10); a later page is asked with ``next_token`` alone, as the
+        model demands (Amazon refuses a token sent with any filter). Bad input: BadRequestError before any call.
+        """
+        if next_token is not None:
+            dates_or_size = (created_since, created_until, page_size)
+            if report_types or processing_statuses or marketplace_ids or any(v is not None for v in dates_or_size):
+                raise BadRequestError(OP_GET_REPORTS, None, "InvalidInput", "nextToken must be the only parameter")
+            if not next_token.strip():
+                raise BadRequestError(OP_GET_REPORTS, None, "InvalidInput", "nextToken is empty")
+            params = {"nextToken": next_token}
+        else:
+            types = [report_types] if isinstance(report_types, str) else list(report_types)
+            if not 1 <= len(types) <= MAX_REPORT_TYPES or not all(t and t.strip() for t in types):
+                raise BadRequestError(
+                    OP_GET_REPORTS, None, "InvalidInput", f"give 1 to {MAX_REPORT_TYPES} report types, or a nextToken"
+                )
+            if page_size is not None and not 1 <= page_size <= MAX_REPORTS_PAGE_SIZE:
+                raise BadRequestError(
+                    OP_GET_REPORTS, None, "InvalidInput", f"pageSize must be 1 to {MAX_REPORTS_PAGE_SIZE}"
+                )
+            params = {"reportTypes": ",".join(types)}
+            if processing_statuses:
+                params["processingStatuses"] = ",".join(processing_statuses)
+            if marketplace_ids:
+                params["marketplaceIds"] = ",".join(marketplace_ids)
+            if created_since is not None:
+                params["createdSince"] = _iso_utc(created_since)
+            if created_until is not None:
+                params["createdUntil"] = _iso_utc(created_until)
+            if page_size is not None:
+                params["pageSize"] = str(page_size)
+        return _parse(OP_GET_REPORTS, ReportsPage, self._call(OP_GET_REPORTS, "GET", REPORTS_PATH, params=params))
 
     def get_report_document(self, report_document_id: str) -> ReportDocument:
         """The presigned URL (valid 5 minutes) and compression label of a report document."""

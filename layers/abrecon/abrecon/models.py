@@ -45,6 +45,7 @@ __all__ = [
     "ReportDocument",
     "ReportOptions",
     "ReportProcessingStatus",
+    "ReportsPage",
     "TaxDetail",
     "Transaction",
     "TransactionDataItem",
@@ -424,7 +425,7 @@ _TERMINAL_STATUSES = frozenset(
 
 
 class Report(_ApiModel):
-    """Answer of getReport. ``reportDocumentId`` is set once the report is DONE."""
+    """Answer of getReport (and an entry of getReports). ``reportDocumentId`` is set once the report is DONE."""
 
     reportId: str
     processingStatus: ReportProcessingStatus
@@ -438,6 +439,13 @@ class Report(_ApiModel):
     marketplaceIds: ListOf[str] = Field(default_factory=list)
     # Not in the model, but Amazon's tutorial shows it echoed back.
     reportOptions: dict[str, Any] | None = None
+
+
+class ReportsPage(_ApiModel):
+    """One page of getReports (GetReportsResponse); ``nextToken`` is set when more reports match."""
+
+    reports: ListOf[Report] = Field(default_factory=list)
+    nextToken: OptStr = None
 
 
 class ReportDocument(_ApiModel):

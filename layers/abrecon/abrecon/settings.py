@@ -15,7 +15,7 @@ from abrecon.errors import ConfigurationError
 # published 0.0167 is rounded up, and pacing at it would run 0.2% fast and drift into 429s over a long backfill.
 DEFAULT_RATE_LIMITS = (
     "getTransactions=0.5/10,getInvoiceDetailsByOrderLineItems=2/10,createReport=0.016666/15,"
-    "getReport=2/15,getReportDocument=0.016666/15"
+    "getReport=2/15,getReportDocument=0.016666/15,getReports=0.0222/10"
 )
 
 

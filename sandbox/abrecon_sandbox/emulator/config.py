@@ -35,6 +35,8 @@ class EmulatorConfig:
     ``retry_after`` adds a Retry-After header to 429s (Amazon documents none).
     ``faults`` names one of ``FAULT_PROFILES`` ("none" by default).
     ``jp_inconsistent_invoices`` (JP only) deliberately breaks that many invoices' details.
+    ``report_options_listed``: getReports' entries echo reportOptions (invoiceId), as getReport's do in
+    Amazon's tutorial; False answers the model's Report without them (a lost report is then found by time).
     """
 
     seed: int = 7
@@ -47,6 +49,7 @@ class EmulatorConfig:
     retry_after: bool = False
     faults: str = "none"
     jp_inconsistent_invoices: int = 0
+    report_options_listed: bool = True
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)

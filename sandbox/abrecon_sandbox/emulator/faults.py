@@ -53,7 +53,14 @@ DOCUMENT_FAULTS = (
 RECOVERABLE_DOCUMENT_FAULTS = frozenset({"mislabelled-compression", "content-encoding-gzip", "path-traversal"})
 
 API_OPERATIONS = frozenset(
-    {"getTransactions", "getInvoiceDetailsByOrderLineItems", "createReport", "getReport", "getReportDocument"}
+    {
+        "getTransactions",
+        "getInvoiceDetailsByOrderLineItems",
+        "createReport",
+        "getReport",
+        "getReports",
+        "getReportDocument",
+    }
 )
 
 # missing-fields never drops these: the brief's identifiers plus what no answer can be used without.
@@ -70,6 +77,8 @@ PROTECTED_FIELDS = frozenset(
         "reportDocumentId",
         "url",
         "nextPageToken",
+        "nextToken",
+        "reports",
         "errors",
         "transactions",
         "transactionLineItems",

@@ -33,6 +33,7 @@ from .dataset import Dataset, Document, Json, iso_millis
 from .faults import API_OPERATIONS, FaultInjector
 from .pdfs import PdfCache, pack_broken, pack_report, zip_bomb
 from .ratelimit import RateLimiter
+from .report_list import QueryError, ReportQuery, parse_query, token_alone
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -111,17 +112,18 @@ class ReportRecord:
             return self.forced
         return DONE if self.documents else CANCELLED
 
-    def as_json(self, now_mono: float) -> Json:
-        """The model's Report object."""
+    def as_json(self, now_mono: float, *, options: bool = True) -> Json:
+        """The model's Report object; ``options``: with reportOptions echoed back (Amazon's tutorial shows them)."""
         status = self.status(now_mono)
         body: Json = {
             "reportId": self.report_id,
             "reportType": REPORT_TYPE,
             "marketplaceIds": list(self.marketplace_ids),
-            "reportOptions": dict(self.options),
             "createdTime": iso_millis(self.created),
             "processingStatus": status,
         }
+        if options:
+            body["reportOptions"] = dict(self.options)
         if status != IN_QUEUE:
             body["processingStartTime"] = iso_millis(self.created + timedelta(seconds=self.queue_s))
         if status in (DONE, CANCELLED, FATAL):
@@ -152,6 +154,7 @@ class ServerState:
     access_tokens: dict[str, float] = field(default_factory=dict)
     issued_tokens: list[str] = field(default_factory=list)  # every access token ever issued (log scans)
     pages: dict[str, tuple[datetime, datetime, int]] = field(default_factory=dict)
+    report_pages: dict[str, tuple[ReportQuery, int]] = field(default_factory=dict)  # getReports' nextTokens
     reports: dict[str, ReportRecord] = field(default_factory=dict)
     report_of_document: dict[str, str] = field(default_factory=dict)
     presigned: dict[str, Presigned] = field(default_factory=dict)
@@ -547,10 +550,41 @@ def create_app(state: ServerState) -> Flask:
             record = state.reports.get(report_id)
             if record is None:
                 return _error(400, "InvalidInput", "Invalid input", f"Unknown reportId {report_id}.")
-            if record.status(now_mono) == DONE and record.document_id is None:
-                record.document_id = "DOC-" + str(uuid.UUID(int=state.rng.getrandbits(128)))
-                state.report_of_document[record.document_id] = report_id
+            _assign_document(state, record, now_mono)
             return _json(record.as_json(now_mono))
+
+    @app.get(f"{API_VERSION_REPORTS}/reports")
+    def get_reports() -> Response:
+        refused = guard("getReports")
+        if refused is not None:
+            return refused
+        try:
+            token = token_alone(request.args)
+            if token is None:
+                query, offset = parse_query(request.args, datetime.now(UTC)), 0
+            else:
+                with state.lock:
+                    cursor = state.report_pages.get(token)
+                if cursor is None:
+                    raise QueryError("Invalid nextToken.")
+                query, offset = cursor
+        except QueryError as exc:
+            return _error(400, "InvalidInput", "Invalid input", str(exc))
+        now_mono = time.monotonic()
+        with state.lock:
+            newest_first = sorted(state.reports.values(), key=lambda r: r.created_mono, reverse=True)
+            matching = [
+                r for r in newest_first if query.selects(REPORT_TYPE, r.status(now_mono), r.marketplace_ids, r.created)
+            ]
+            page = matching[offset : offset + query.page_size]
+            for record in page:
+                _assign_document(state, record, now_mono)
+            body: Json = {"reports": [r.as_json(now_mono, options=config.report_options_listed) for r in page]}
+            if offset + query.page_size < len(matching):
+                next_token = secrets.token_urlsafe(48)
+                state.report_pages[next_token] = (query, offset + query.page_size)
+                body["nextToken"] = next_token
+        return _json(body)
 
     @app.get(f"{API_VERSION_REPORTS}/documents/<document_id>")
     def get_report_document(document_id: str) -> Response:
@@ -621,6 +655,13 @@ def create_app(state: ServerState) -> Flask:
 
 
 _TRIPLE = ("orderId", "orderLineItemId", "shipmentId")
+
+
+def _assign_document(state: ServerState, record: ReportRecord, now_mono: float) -> None:
+    """Give a report its document id the first time it is seen DONE (caller holds the lock)."""
+    if record.status(now_mono) == DONE and record.document_id is None:
+        record.document_id = "DOC-" + str(uuid.UUID(int=state.rng.getrandbits(128)))
+        state.report_of_document[record.document_id] = record.report_id
 
 
 def _sign(key: bytes, token: str, query: dict[str, str]) -> str:
