@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from abrecon.auth import LwaTokenProvider
 from abrecon.errors import AbreconError
+from abrecon.models import REPORT_TYPE_INVOICE_PDF
 from abrecon.steps import readable_reason
 from abrecon_cli.amazon import api_client, explain, missing_fields, token_provider
 from abrecon_cli.deployed import Aws, DeployedStack, find_stack
@@ -147,6 +148,12 @@ def _reconciliation(client: Any) -> str:
     )
 
 
+def _documents(client: Any) -> str:
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    page = client.get_reports([REPORT_TYPE_INVOICE_PDF], created_since=since, page_size=1)
+    return f"getReports answered for the last day: {'a' if page.reports else 'no'} {REPORT_TYPE_INVOICE_PDF} report"
+
+
 def _schedule(aws: Aws, found: _Found, now: datetime) -> Check:
     name = "schedule"
     if found.stack is None or not _has(found, "ScheduleName"):
@@ -268,6 +275,7 @@ def run_checks(aws: Aws, stack_name: str, now: datetime | None = None) -> Iterat
     yield _secret(aws, found)
     yield _token(found)
     yield _api(found, "Reconciliation API", _reconciliation)
+    yield _api(found, "Document API", _documents)
     yield _schedule(aws, found, now)
     yield _subscriptions(aws, found, "finance", "FinanceTopicArn", "FinanceEmail")
     yield _subscriptions(aws, found, "operations", "OperationsTopicArn", "OperationsEmail")

@@ -115,6 +115,7 @@ def test_doctor_passes_every_check_on_a_stack_set_up_right(
         "LWA secret",
         "token exchange",
         "Reconciliation API",
+        "Document API",
         "schedule",
         "finance subscriptions",
         "operations subscriptions",
@@ -186,7 +187,20 @@ def test_doctor_says_the_app_lacks_the_role_on_403(local_aws: LocalAws, emulator
     line = _lines(out)["Reconciliation API"]
     assert line.startswith("✘ Reconciliation API: getTransactions failed (HTTP 403")
     assert "lacks the Business Purchase Reconciliation role" in line
-    assert _lines(out)["token exchange"].startswith("✔")
+    assert _lines(out)["token exchange"].startswith("✔") and _lines(out)["Document API"].startswith("✔")
+
+
+def test_doctor_checks_the_document_api_on_its_own(local_aws: LocalAws, emulator: Emulator, operator_env: None) -> None:
+    emulator.refuse(["getReports"], 403)
+    try:
+        code, out = _run(["doctor"])
+    finally:
+        emulator.refuse(["getReports"], 0)
+    assert code == 1
+    lines = _lines(out)
+    assert lines["Document API"].startswith("✘ Document API: getReports failed (HTTP 403")
+    assert "lacks the Business Purchase Reconciliation role" in lines["Document API"]
+    assert lines["Reconciliation API"].startswith("✔")
 
 
 def test_doctor_says_the_token_is_refused_on_401(local_aws: LocalAws, operator_env: None) -> None:
@@ -199,6 +213,7 @@ def test_doctor_says_the_token_is_refused_on_401(local_aws: LocalAws, operator_e
     assert code == 1
     line = _lines(out)["Reconciliation API"]
     assert line.startswith("✘ Reconciliation API: getTransactions failed (HTTP 401") and "another region's" in line
+    assert _lines(out)["Document API"].startswith("✘ Document API: getReports failed (HTTP 401")
 
 
 def test_doctor_fails_a_disabled_schedule(local_aws: LocalAws, operator_env: None) -> None:
