@@ -73,7 +73,8 @@ def cmd_credentials_set(args: argparse.Namespace, out: TextIO) -> int:
     if args.check_only:
         print(f"--check-only: {secret_id} left as it was", file=out)
         return 0
-    with aws_errors(f"store the credentials in {secret_id} (needs secretsmanager:PutSecretValue, kms:GenerateDataKey)"):
+    needs = "secretsmanager:PutSecretValue, kms:GenerateDataKey and kms:Decrypt"
+    with aws_errors(f"store the credentials in {secret_id} (needs {needs})"):
         version = aws.client("secretsmanager").put_secret_value(
             SecretId=secret_id, SecretString=json.dumps(credentials)
         )["VersionId"]
