@@ -18,14 +18,15 @@ from typing import Any, TextIO
 from abrecon.errors import AbreconError
 from abrecon_cli.amazon import LWA_FIELDS, explain, missing_fields, token_provider
 from abrecon_cli.deployed import Aws, find_stack
+from abrecon_cli.doctor import Handler, Subcommands
 from abrecon_cli.errors import LwaRefusedError, UsageError, aws_errors
 
 __all__ = ["add_command", "cmd_credentials_set", "read_credentials"]
 
 _PROMPTS = {
     "client_id": "LWA client id (amzn1.application-oa2-client...): ",
-    "client_secret": "LWA client secret: ",
-    "refresh_token": "LWA refresh token (Atzr|...): ",
+    "client_secret": "LWA client secret: ",  # nosec B105 # a prompt, not a password
+    "refresh_token": "LWA refresh token (Atzr|...): ",  # nosec B105 # a prompt, not a token
 }
 _MAX_STDIN_CHARS = 64 * 1024
 
@@ -83,11 +84,7 @@ def cmd_credentials_set(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def add_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    handler: Callable[[Callable[[argparse.Namespace, TextIO], int]], Callable[[argparse.Namespace], int]],
-) -> None:
+def add_command(commands: Subcommands, common: argparse.ArgumentParser, handler: Handler) -> None:
     """Add `abrecon credentials set` (with the other verbs' --stack/--region)."""
     credentials = commands.add_parser("credentials", help="the stack's Login with Amazon credentials")
     verbs = credentials.add_subparsers(dest="credentials_command", required=True)

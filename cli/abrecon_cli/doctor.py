@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 from abrecon.auth import LwaTokenProvider
 from abrecon.errors import AbreconError
@@ -23,7 +23,7 @@ from abrecon_cli.errors import OperatorError, aws_errors
 from abrecon_cli.progress import format_duration
 from abrecon_cli.schedule import ScheduleExpressionError, next_run
 
-__all__ = ["Check", "add_command", "cmd_doctor", "run_checks"]
+__all__ = ["Check", "Handler", "Subcommands", "add_command", "cmd_doctor", "run_checks"]
 
 # The outputs the checks read; a stack without one was deployed from an older template.
 NEEDED_OUTPUTS = (
@@ -38,6 +38,9 @@ NEEDED_OUTPUTS = (
 )
 PENDING = "PendingConfirmation"  # the SubscriptionArn SNS lists for a subscription nobody has confirmed yet
 MARKS = {True: "✔", False: "✘", None: "–"}
+# How ops.add_commands hands its shared --stack/--region options and its error handling to the verbs added here.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Handler = Callable[[Callable[[argparse.Namespace, TextIO], int]], Callable[[argparse.Namespace], int]]
 
 
 @dataclass(frozen=True)
@@ -296,11 +299,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def add_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-    handler: Callable[[Callable[[argparse.Namespace, TextIO], int]], Callable[[argparse.Namespace], int]],
-) -> None:
+def add_command(commands: Subcommands, common: argparse.ArgumentParser, handler: Handler) -> None:
     """Add `abrecon doctor` (with the other verbs' --stack/--region)."""
     doctor = commands.add_parser(
         "doctor",

@@ -20,7 +20,7 @@ import pytest
 from helpers import local_aws_for, start_execution, wait_for_execution, window_of
 
 from abrecon_cli.main import main
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 from abrecon_sandbox.stack import ACCOUNT_ID, REGION
 
@@ -36,16 +36,6 @@ def local_aws(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> I
         emulator, tmp_path_factory.mktemp("lambda-logs"), FinanceEmail=FINANCE, OperationsEmail=OPERATIONS
     ) as aws:
         yield aws
-
-
-@pytest.fixture
-def operator_env(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An operator's shell: credentials and region as usual, AWS reached through AWS_ENDPOINT_URL (moto here)."""
-    for name in ("ABRECON_STACK", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    yield
 
 
 def _run(argv: list[str], stdin: str | None = None, monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str]:
@@ -86,6 +76,22 @@ def _secret(local_aws: LocalAws, name: str, value: dict[str, str] | str) -> str:
         Name=name, SecretString=value if isinstance(value, str) else json.dumps(value)
     )["ARN"]
     return arn
+
+
+def _another_schedule(local_aws: LocalAws, name: str, **settings: str) -> None:
+    """A schedule like the deployed one, with these settings changed."""
+    assert local_aws.stack is not None
+    scheduler = local_aws.client("scheduler")
+    deployed = scheduler.get_schedule(Name=local_aws.stack.outputs["ScheduleName"])
+    scheduler.create_schedule(
+        **{
+            "Name": name,
+            "ScheduleExpression": deployed["ScheduleExpression"],
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "Target": {"Arn": deployed["Target"]["Arn"], "RoleArn": deployed["Target"]["RoleArn"]},
+            **settings,
+        }
+    )
 
 
 def _stored(local_aws: LocalAws) -> dict[str, Any]:
@@ -177,30 +183,23 @@ def test_doctor_explains_invalid_grant(local_aws: LocalAws, emulator: Emulator, 
     assert "revoked-long-ago" not in out
 
 
-def test_doctor_says_the_app_lacks_the_role_on_403(local_aws: LocalAws, emulator: Emulator, operator_env: None) -> None:
-    emulator.refuse(["getTransactions"], 403)
+@pytest.mark.parametrize(
+    ("check", "operation", "other"),
+    [("Reconciliation API", "getTransactions", "Document API"), ("Document API", "getReports", "Reconciliation API")],
+)
+def test_doctor_says_the_app_lacks_the_role_on_403(
+    local_aws: LocalAws, emulator: Emulator, operator_env: None, check: str, operation: str, other: str
+) -> None:
+    emulator.refuse([operation], 403)
     try:
         code, out = _run(["doctor"])
     finally:
-        emulator.refuse(["getTransactions"], 0)
-    assert code == 1
-    line = _lines(out)["Reconciliation API"]
-    assert line.startswith("✘ Reconciliation API: getTransactions failed (HTTP 403")
-    assert "lacks the Business Purchase Reconciliation role" in line
-    assert _lines(out)["token exchange"].startswith("✔") and _lines(out)["Document API"].startswith("✔")
-
-
-def test_doctor_checks_the_document_api_on_its_own(local_aws: LocalAws, emulator: Emulator, operator_env: None) -> None:
-    emulator.refuse(["getReports"], 403)
-    try:
-        code, out = _run(["doctor"])
-    finally:
-        emulator.refuse(["getReports"], 0)
+        emulator.refuse([operation], 0)
     assert code == 1
     lines = _lines(out)
-    assert lines["Document API"].startswith("✘ Document API: getReports failed (HTTP 403")
-    assert "lacks the Business Purchase Reconciliation role" in lines["Document API"]
-    assert lines["Reconciliation API"].startswith("✔")
+    assert lines[check].startswith(f"✘ {check}: {operation} failed (HTTP 403")
+    assert "lacks the Business Purchase Reconciliation role" in lines[check]
+    assert lines["token exchange"].startswith("✔") and lines[other].startswith("✔")  # each API checked on its own
 
 
 def test_doctor_says_the_token_is_refused_on_401(local_aws: LocalAws, operator_env: None) -> None:
@@ -217,16 +216,7 @@ def test_doctor_says_the_token_is_refused_on_401(local_aws: LocalAws, operator_e
 
 
 def test_doctor_fails_a_disabled_schedule(local_aws: LocalAws, operator_env: None) -> None:
-    assert local_aws.stack is not None
-    scheduler = local_aws.client("scheduler")
-    deployed = scheduler.get_schedule(Name=local_aws.stack.outputs["ScheduleName"])
-    scheduler.create_schedule(
-        Name="doctor-disabled",
-        ScheduleExpression=deployed["ScheduleExpression"],
-        FlexibleTimeWindow={"Mode": "OFF"},
-        Target={"Arn": deployed["Target"]["Arn"], "RoleArn": deployed["Target"]["RoleArn"]},
-        State="DISABLED",
-    )
+    _another_schedule(local_aws, "doctor-disabled", State="DISABLED")
     code, out = _run(["doctor", "--stack", _variant(local_aws, "disabled-schedule", ScheduleName="doctor-disabled")])
     assert code == 1
     assert _lines(out)["schedule"].startswith("✘ schedule: doctor-disabled is DISABLED: no run starts on its own")
@@ -235,16 +225,8 @@ def test_doctor_fails_a_disabled_schedule(local_aws: LocalAws, operator_env: Non
 
 
 def test_doctor_shows_the_next_run_in_the_schedules_time_zone(local_aws: LocalAws, operator_env: None) -> None:
-    assert local_aws.stack is not None
-    scheduler = local_aws.client("scheduler")
-    deployed = scheduler.get_schedule(Name=local_aws.stack.outputs["ScheduleName"])
-    scheduler.create_schedule(
-        Name="doctor-tokyo",
-        ScheduleExpression="cron(30 9 ? * MON-FRI *)",
-        ScheduleExpressionTimezone="Asia/Tokyo",
-        FlexibleTimeWindow={"Mode": "OFF"},
-        Target={"Arn": deployed["Target"]["Arn"], "RoleArn": deployed["Target"]["RoleArn"]},
-    )
+    weekdays = {"ScheduleExpression": "cron(30 9 ? * MON-FRI *)", "ScheduleExpressionTimezone": "Asia/Tokyo"}
+    _another_schedule(local_aws, "doctor-tokyo", **weekdays)
     code, out = _run(["doctor", "--stack", _variant(local_aws, "tokyo-schedule", ScheduleName="doctor-tokyo")])
     assert code == 0, out
     line = _lines(out)["schedule"]
