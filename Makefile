@@ -27,8 +27,9 @@ $(SAM_VENV)/.installed: tools/sam-requirements.txt
 	touch $@
 
 ## The main job on the embedded default: the whole pipeline against local AWS and the Amazon Business emulator.
+## It ends by printing the path of the run's HTML report, exported with its PDFs: what finance would open.
 run: setup
-	$(BIN)/abrecon sandbox run --summary .sandbox/summary.json
+	$(BIN)/abrecon sandbox run --summary .sandbox/summary.json --export .sandbox/report
 
 ## All checks: lint, types, template lint, layer pins, every test, and sam build.
 test: setup lint typecheck template security layer-requirements unit build

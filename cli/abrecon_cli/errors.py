@@ -22,6 +22,7 @@ __all__ = [
     "ExecutionNotFoundError",
     "InvoiceNotFoundError",
     "InvoiceNotStoredError",
+    "LwaRefusedError",
     "MissingOutputError",
     "OperatorError",
     "StackNotFoundError",
@@ -89,6 +90,12 @@ class AwsError(OperatorError):
     """AWS refused or failed a call (access denied, throttling, a service error)."""
 
     exit_code = 6
+
+
+class LwaRefusedError(OperatorError):
+    """Login with Amazon refused the LWA credentials, or could not be reached to try them."""
+
+    exit_code = 7
 
 
 _CREDENTIAL_CODES = frozenset(

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="window end; without --from/--to: the last LookbackDays days",
     )
     run.set_defaults(func=_sandbox_run)
-    ops.add_commands(commands)  # start, watch, invoices: for a deployed stack
+    ops.add_commands(commands)  # start, watch, invoices, doctor, credentials: for a deployed stack
     return parser
 
 

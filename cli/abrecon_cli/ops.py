@@ -31,6 +31,7 @@ from abrecon.models import InvoiceDetail
 from abrecon.payment_status import PaymentRecord, status_text
 from abrecon.reporting import describe_window, format_amount
 from abrecon.storage import InvoiceRecord, InvoiceState
+from abrecon_cli import credentials, doctor
 from abrecon_cli.deployed import Aws, DeployedStack, default_stack_name, find_stack
 from abrecon_cli.errors import (
     AwsError,
@@ -556,7 +557,7 @@ def _handler(command: Callable[[argparse.Namespace, TextIO], int]) -> Callable[[
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add start, watch and invoices to the `abrecon` command line."""
+    """Add start, watch, invoices, doctor and credentials to the `abrecon` command line."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--stack",
@@ -614,6 +615,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     get.add_argument("--out", required=True, metavar="PATH", help="file to write, or a directory for all its PDFs")
     get.add_argument("--force", action="store_true", help="replace an existing file")
     get.set_defaults(func=_handler(cmd_invoices_get))
+    doctor.add_command(commands, common, _handler)
+    credentials.add_command(commands, common, _handler)
 
 
 __all__ = ["Bound", "add_commands", "cmd_invoices_get", "cmd_invoices_list", "cmd_start", "cmd_watch"]

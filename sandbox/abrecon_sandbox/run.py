@@ -533,8 +533,9 @@ def export_run(aws: LocalAws, summary: dict[str, Any], directory: Path, out: Tex
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3.get_object(Bucket=summary["bucket"], Key=key)["Body"].read())
     exported = {"dir": str(root), "csv": str(root / keys[0]), "html": str(root / keys[1]), "pdfs": len(keys) - 2}
-    print(f"\nreport exported: open {exported['html']}", file=out)
-    print(f"  spreadsheet {exported['csv']}, {exported['pdfs']} PDFs under {root / 'documents'}", file=out)
+    # The page's path comes last, where a newcomer looks: what finance would open.
+    print(f"\nexported: spreadsheet {exported['csv']}, {exported['pdfs']} PDFs under {root / 'documents'}", file=out)
+    print(f"report exported: open {exported['html']}", file=out)
     return exported
 
 

@@ -381,6 +381,7 @@ def _create(
         stack.refs[logical_id] = f"{arn_prefix.format('lambda')}:layer:{layer_name}:1"
     elif resource_type == "AWS::Serverless::Function":
         _function(logical_id, props, stack, globals_function, resolver, arn_prefix)
+        _schedules(logical_id, props, stack, client)
     elif resource_type == "AWS::Serverless::StateMachine":
         _state_machine(logical_id, props, stack, client, arn_prefix)
         for event_name, event in props.get("Events", {}).items():
@@ -419,7 +420,37 @@ def _function(
     for event_name, event in props.get("Events", {}).items():
         if event["Type"] == "ScheduleV2":
             _check_schedule(f"{logical_id}.{event_name}", event.get("Properties", {}))
-        stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
+        else:
+            stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
+
+
+def _schedules(logical_id: str, props: dict[str, Any], stack: Stack, client: Any) -> None:
+    """A function's ScheduleV2 events as SAM makes them: an EventBridge Scheduler schedule each, logical id
+    <function><event>, named so unless the event names it. Created in moto so operator tools read it as deployed;
+    moto fires no schedule, the sandbox starts executions itself."""
+    for event_name, event in props.get("Events", {}).items():
+        if event["Type"] != "ScheduleV2":
+            continue
+        schedule_id = f"{logical_id}{event_name}"
+        spec = event.get("Properties", {})
+        name = spec.get("Name") or schedule_id
+        target = {"Arn": stack.attributes[(logical_id, "Arn")], "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"}
+        if "Input" in spec:
+            target["Input"] = spec["Input"]
+        window = dict(spec.get("FlexibleTimeWindow", {"Mode": "OFF"}))
+        if "MaximumWindowInMinutes" in window:  # a parameter: a string once resolved, a number to the API
+            window["MaximumWindowInMinutes"] = int(window["MaximumWindowInMinutes"])
+        client("scheduler").create_schedule(
+            Name=name,
+            ScheduleExpression=spec["ScheduleExpression"],
+            ScheduleExpressionTimezone=spec.get("ScheduleExpressionTimezone", "UTC"),
+            FlexibleTimeWindow=window,
+            State=spec.get("State", "ENABLED"),
+            Target=target,
+            **({"Description": spec["Description"]} if "Description" in spec else {}),
+        )
+        stack.refs[schedule_id] = name
+        stack.skipped.append(f"{schedule_id} (schedule created; moto fires none, the sandbox starts executions itself)")
 
 
 def _state_machine_role_arn(name: str) -> str:

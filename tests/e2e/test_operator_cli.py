@@ -26,16 +26,6 @@ from abrecon_sandbox.stack import REGION
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def operator_env(local_aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An operator's shell: credentials and region as usual, AWS reached through AWS_ENDPOINT_URL (moto here)."""
-    for name in ("ABRECON_STACK", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": local_aws.endpoint_url, "AWS_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    yield
-
-
 @pytest.fixture(scope="module")
 def backfill(local_aws: LocalAws, emulator: Emulator) -> Iterator[dict[str, str]]:
     """`abrecon start` then `abrecon watch` for the emulator's whole window; their output and exit codes."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -181,6 +182,16 @@ class Emulator:
     def age_reports(self) -> None:
         """Every report made so far is past Amazon's retention: getReport answers 404 (the aged-reports profile)."""
         self.state.injector.record("report-aged", self.state.age_reports())
+
+    def refuse(self, operations: Iterable[str], status: int = 403) -> None:
+        """Answer these operations with `status` whatever the access token (403: the app lacks the role);
+        status 0 lifts the refusal."""
+        with self.state.lock:
+            for operation in operations:
+                if status:
+                    self.state.refusals[operation] = status
+                else:
+                    self.state.refusals.pop(operation, None)
 
     def drain(self, operation: str) -> None:
         """Empty one operation's rate-limit bucket (next call answers 429)."""

@@ -166,6 +166,8 @@ class ServerState:
     packed: dict[str, bytes] = field(default_factory=dict)
     url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     faults: FaultInjector | None = None
+    # Operations refused with this status whatever the token (Emulator.refuse: an app without the role, ...).
+    refusals: dict[str, int] = field(default_factory=dict)
     rng: random.Random = field(init=False)
     payments: PaymentBook = field(init=False)
     report_counter: int = 0
@@ -303,6 +305,10 @@ def create_app(state: ServerState) -> Flask:
                 "Access to requested resource is denied.",
                 "The access token you provided is revoked, malformed or invalid.",
             )
+        with state.lock:
+            refused_with = state.refusals.get(operation)
+        if refused_with is not None:
+            return _error(refused_with, "Unauthorized", "Access to requested resource is denied.")
         if faults.throttled(key):
             limiter.count_throttled(operation)
             return _throttled(1.0)
