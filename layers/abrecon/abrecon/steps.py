@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from abrecon import reporting
+from abrecon import line_items, reporting
 from abrecon.errors import BadRequestError, DocumentUrlExpiredError
 from abrecon.invoices import fetch_invoice_details
 from abrecon.jp_checks import InvoiceChecks, check_invoices
@@ -114,7 +114,7 @@ class LineItemRow(StepModel):
     transaction_date: str | None = Field(default=None, alias="transactionDate")
     order_id: str = Field(alias="orderId")
     order_line_item_id: str = Field(alias="orderLineItemId")
-    shipment_id: str = Field(alias="shipmentId")
+    shipment_id: str | None = Field(default=None, alias="shipmentId")  # None: Amazon lists no shipment yet
     asin: str | None = None
     title: str | None = None
     quantity: int | None = None
@@ -122,11 +122,18 @@ class LineItemRow(StepModel):
     currency: str | None = None
 
     @property
-    def key(self) -> OrderLineItemKey:
-        """The triple that identifies the line item to the invoice API."""
+    def key(self) -> OrderLineItemKey | None:
+        """The triple that identifies the line item to the invoice API; None without a shipment."""
+        if not (self.order_id and self.order_line_item_id and self.shipment_id):
+            return None
         return OrderLineItemKey(
             orderId=self.order_id, orderLineItemId=self.order_line_item_id, shipmentId=self.shipment_id
         )
+
+    @property
+    def ledger_pk(self) -> str:
+        """The line item's ledger key: the triple, or the order and line item while Amazon lists no shipment."""
+        return line_item_pk(self.order_id, self.order_line_item_id, self.shipment_id)
 
 
 class ReportTarget(StepModel):
@@ -311,18 +318,22 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
         end = _utc(request.start_time)
         start = end - timedelta(days=run.lookback_days or rt.settings.lookback_days)
     key = _run_key(request.run_id, "line-items.json")
-    rows: list[dict[str, Any]] = rt.store.get_json(key) if request.resume else []
+    rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(key)] if request.resume else []
     transactions = request.resume.transaction_count if request.resume else 0
     page_token = request.resume.next_page_token if request.resume else None
+    seen = {row.transaction_id for row in rows}
     deadline = time.monotonic() + rt.settings.page_budget_seconds
     next_token: str | None = None
     for page in rt.api.iter_transaction_pages(start, end, page_token):
-        transactions += len(page.transactions)
-        rows += [row.model_dump(mode="json", by_alias=True) for t in page.transactions for row in _line_item_rows(t)]
+        # A transaction listed again (pages repeat while the feed changes) is counted once and is one row each.
+        transactions += len({t.transactionId for t in page.transactions} - seen)
+        seen.update(t.transactionId for t in page.transactions)
+        rows += [row for t in page.transactions for row in _line_item_rows(t)]
         if page.nextPageToken and time.monotonic() > deadline:
             next_token = page.nextPageToken
             break
-    rt.store.put_json(key, rows)
+    rows = line_items.distinct(rows)
+    rt.store.put_json(key, [row.model_dump(mode="json", by_alias=True) for row in rows])
     return RunContext(
         run_id=request.run_id,
         window_start=start,
@@ -339,20 +350,19 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
 
 
 def _line_item_rows(transaction: Transaction) -> list[LineItemRow]:
+    """Every line item of the transaction; one without a shipmentId (ordered, not shipped yet) too: finance
+    reconciles against everything Amazon lists, and a later run matches its invoice once it has shipped."""
     rows = []
     for item in transaction.transactionLineItems:
-        key = item.key
-        if key is None:  # a line item without the triple cannot be matched to an invoice; keep nothing half-known
-            continue
         total = item.totalAmount
         rows.append(
             LineItemRow(
                 transaction_id=transaction.transactionId,
                 transaction_type=transaction.transactionType,
                 transaction_date=str(transaction.transactionDate) if transaction.transactionDate else None,
-                order_id=key.orderId,
-                order_line_item_id=key.orderLineItemId,
-                shipment_id=key.shipmentId,
+                order_id=item.orderId or "",
+                order_line_item_id=item.orderLineItemId or "",
+                shipment_id=item.shipmentId or None,
                 asin=item.asin,
                 title=item.productTitle,
                 quantity=item.itemQuantity,
@@ -370,13 +380,15 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
     deferred are polled again; every line item's state goes to the ledger.
     """
     rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(run.line_items_key)]
-    in_window = {row.key for row in rows}
+    in_window = {row.ledger_pk for row in rows}
     carried = [LineItemRow.model_validate(item["row"]) for item in rt.ledger.open_items("LINE")]
-    carried = list({row.key: row for row in carried if row.key not in in_window}.values())
+    carried = list({row.ledger_pk: row for row in carried if row.ledger_pk not in in_window}.values())
+    # Kept open without a shipment by an earlier run, and now listed with it: the same line item, closed.
+    carried, shipped = line_items.shipped_elsewhere(carried, rows)
     if carried:
         rows += carried
         rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
-    keys = list(dict.fromkeys(row.key for row in rows))
+    keys = list(dict.fromkeys(row.key for row in rows if row.key is not None))
     lookup = fetch_invoice_details(rt.api, keys)
     rt.store.put_json_many(
         {
@@ -388,19 +400,25 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
     checks = check_invoices(lookup.invoices.values()) if rt.settings.region == "JP" else InvoiceChecks()
     rt.store.put_json(_run_key(run.run_id, "checks.json"), _checks_json(checks, rt.settings.region))
     matches = {_triple(key): [d.invoiceNumber for d in details] for key, details in lookup.by_line_item.items()}
+    # A line item listed without a shipment has the documents of its order line item's shipments, once known.
+    matches = line_items.with_shipmentless_matches(matches, rows)
     rt.store.put_json(_run_key(run.run_id, "matches.json"), matches)
     rt.ledger.put_line_items(
-        (
+        [
             (
-                line_item_pk(row.order_id, row.order_line_item_id, row.shipment_id),
-                LineItemState.INVOICED if matches.get(_triple(row.key)) else LineItemState.PENDING,
+                row.ledger_pk,
+                _line_item_state(row, matches),
                 {
                     "row": row.model_dump(mode="json", by_alias=True),
-                    "invoiceNumbers": matches.get(_triple(row.key), []),
+                    "invoiceNumbers": matches.get(line_items.match_key(row), []),
                 },
             )
             for row in rows
-        ),
+        ]
+        + [
+            (row.ledger_pk, LineItemState.SHIPPED, {"row": row.model_dump(mode="json", by_alias=True)})
+            for row in shipped
+        ],
         run.run_id,
     )
     targets = report_targets(lookup.invoices.values())
@@ -437,6 +455,12 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
 
 
 MAX_FLAGS_IN_SUMMARY = 100
+
+
+def _line_item_state(row: LineItemRow, matches: dict[str, list[str]]) -> LineItemState:
+    if matches.get(line_items.match_key(row)):
+        return LineItemState.INVOICED
+    return LineItemState.PENDING if row.shipment_id else LineItemState.NOT_SHIPPED
 
 
 def _checks_json(checks: InvoiceChecks, region: str) -> dict[str, object]:
@@ -707,7 +731,7 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     # the summary, the report and finance's message give the error and its message only.
     records = {n: r.model_copy(update={"reason": readable_reason(r.reason)}) for n, r in records.items()}
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
-    pending = sum(1 for row in rows if not matches.get(_triple(row.key)))
+    pending = sum(1 for row in rows if not matches.get(line_items.match_key(row)))
     failures, deferrals, keys, elsewhere = [], [], [], []
     stored_before = 0
     for target in targets if run.pdfs_requested else []:  # no PDFs asked for: nothing in the ledger to account
