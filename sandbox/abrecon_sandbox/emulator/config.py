@@ -35,6 +35,7 @@ class EmulatorConfig:
     ``retry_after`` adds a Retry-After header to 429s (Amazon documents none).
     ``faults`` names one of ``FAULT_PROFILES`` ("none" by default).
     ``jp_inconsistent_invoices`` (JP only) deliberately breaks that many invoices' details.
+    ``unshipped_share`` of the shipments (at least one when above 0) have not shipped yet: see ``dataset``.
     """
 
     seed: int = 7
@@ -47,6 +48,7 @@ class EmulatorConfig:
     retry_after: bool = False
     faults: str = "none"
     jp_inconsistent_invoices: int = 0
+    unshipped_share: float = 0.0  # shipments not shipped yet: line items listed without shipmentId, no invoice
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)
@@ -66,6 +68,8 @@ class EmulatorConfig:
             raise ValueError(f"unsupported region {self.region!r}; supported: {sorted(REGIONS)}")
         if self.faults not in FAULT_PROFILES:
             raise ValueError(f"unknown fault profile {self.faults!r}; known: {sorted(FAULT_PROFILES)}")
+        if not 0 <= self.unshipped_share <= 1:
+            raise ValueError("unshipped_share must be between 0 and 1")
         if self.jp_inconsistent_invoices < 0:
             raise ValueError("jp_inconsistent_invoices must not be negative")
         if self.jp_inconsistent_invoices and self.region != "JP":
