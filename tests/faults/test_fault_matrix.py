@@ -38,7 +38,7 @@ from abrecon_sandbox.aws_faults import AWS_FAULT_PROFILES, all_fault_profiles
 from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
 from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox
 
-CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash")
+CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash", "missing-shipment-ids")
 # Profiles whose every token exchange fails: no run can read anything, so the run must fail loudly instead.
 RUN_FAILS = {"invalid-grant"}
 SEED = 7

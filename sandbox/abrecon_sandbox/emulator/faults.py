@@ -39,8 +39,8 @@ FAULT_PROFILES: dict[str, str] = {
     "with the shipment.",
     "repeated-transactions": "Pages of 4 transactions, and about half of the later pages start again with the "
     "previous page's last one or two transactions (the feed changed while it was paged).",
-    "token-expiry-403": "Every access token expires after a few calls, long before its declared hour, answered 403 "
-    "'Expired Token' as Amazon's models document.",
+    "token-expiry-403": "Every access token expires after one to three calls, long before its declared hour, "
+    "answered 403 'Expired Token' as Amazon's models document.",
     "chaos": "A seeded mix of the transient faults (429, 5xx, resets, slow, malformed JSON, expired URLs, "
     "one-off FATAL, a revoked token) at lower rates.",
 }
@@ -384,7 +384,7 @@ class FaultInjector:
         """True once the token has been used for its few calls (token-expiry-403): refuse it with 403 from now on."""
         if not self.rates.token_expiry_403:
             return False
-        limit = 4 + int(self._unit("token-expiry-calls", token) * 6)
+        limit = 1 + int(self._unit("token-expiry-calls", token) * 3)  # 1 to 3 calls
         with self._lock:
             self._token_calls[token] += 1
             if self._token_calls[token] <= limit:
