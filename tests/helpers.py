@@ -33,6 +33,28 @@ def load_handler(function_dir: str) -> Callable[[dict[str, Any], Any], dict[str,
     return handler
 
 
+def template_stack(**parameters: str) -> tuple[dict[str, Any], Any, Any]:
+    """The template, a Stack with its default parameters (overridden by `parameters`) and placeholder physical ids
+    (`<LogicalId>`, `arn:aws:s3:::<LogicalId>` for the bucket), and a Resolver over them: resolve without moto."""
+    from abrecon_sandbox.stack import Resolver, Stack, load_template
+
+    template = load_template(TEMPLATE)
+    defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
+    stack = Stack(name="abrecon", root=ROOT, parameters={**defaults, **parameters})
+    for logical_id, resource in template["Resources"].items():
+        stack.refs[logical_id] = f"<{logical_id}>"
+        is_bucket = resource["Type"] == "AWS::S3::Bucket"
+        stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::<{logical_id}>" if is_bucket else f"<{logical_id}.Arn>"
+    return template, stack, Resolver(stack, template.get("Conditions", {}), template.get("Mappings", {}))
+
+
+def template_environment(**parameters: str) -> dict[str, str]:
+    """The functions' Globals environment as CloudFormation would resolve it for these parameters."""
+    template, _, resolver = template_stack(**parameters)
+    variables: dict[str, Any] = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {name: str(value) for name, value in resolver.resolve(variables).items()}
+
+
 def stored_summary(aws: Any, execution: dict[str, Any]) -> dict[str, Any]:
     """The run's whole summary from S3: the execution's output carries only its counts (payloads stay small)."""
     counts = json.loads(execution["output"])

@@ -15,6 +15,7 @@ def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
     from abrecon.errors import ConfigurationError
     from abrecon_sandbox.run import SandboxOptions, SandboxRun, lwa_credentials_from, rerun_sandbox, run_sandbox
+    from abrecon_sandbox.stack import TemplateError
 
     try:
         credentials = None
@@ -49,7 +50,7 @@ def _sandbox_run(args: argparse.Namespace) -> int:
             kept[0].aws.stop()
             if kept[0].emulator:
                 kept[0].emulator.stop()
-    except ConfigurationError as exc:
+    except (ConfigurationError, TemplateError) as exc:  # TemplateError: a parameter CloudFormation would refuse
         print(f"abrecon sandbox run: error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 import warnings
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,17 @@ def _tags(name: str) -> str:
 
 def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[str, str], endpoint_url: str) -> Stack:
     """Create every resource of the template in moto at endpoint_url, in dependency order."""
+    from abrecon_sandbox.parameters import check_parameters
+
     template = load_template(template_path)
-    defaults = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
-    unknown = set(parameter_overrides) - set(defaults)
+    declared: dict[str, Any] = template.get("Parameters", {})
+    unknown = set(parameter_overrides) - set(declared)
     if unknown:
         raise TemplateError(f"unknown template parameters: {sorted(unknown)}")
-    for name, value in parameter_overrides.items():
-        allowed = template["Parameters"][name].get("AllowedValues")
-        if allowed is not None and value not in [str(a) for a in allowed]:
-            raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-    stack = Stack(name=stack_name, root=template_path.parent, parameters={**defaults, **parameter_overrides})
+    defaults = {name: str(p["Default"]) for name, p in declared.items() if "Default" in p}
+    values = {**defaults, **parameter_overrides}
+    check_parameters(declared, values)  # before anything is created, as CloudFormation does
+    stack = Stack(name=stack_name, root=template_path.parent, parameters=values)
     resolver = Resolver(stack, template.get("Conditions", {}), template.get("Mappings", {}))
     session = boto3.session.Session(
         aws_access_key_id=MOTO_CREDENTIALS["aws_access_key_id"],
@@ -365,13 +367,15 @@ def _create(
         )
         stack.refs[logical_id] = sub["SubscriptionArn"]
     elif resource_type == "AWS::Logs::LogGroup":
-        name = props.get("LogGroupName") or f"/aws/vendedlogs/states/{stack.name}-{logical_id}"
+        # The template's own name, as deploys; without one CloudFormation makes up "<stack>-<logical id>-<suffix>".
+        name = props.get("LogGroupName") or f"{stack.name}-{logical_id}-{uuid.uuid4().hex[:12].upper()}"
         client("logs").create_log_group(logGroupName=name)
         stack.refs[logical_id] = name
         stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('logs')}:log-group:{name}:*"
     elif resource_type == "AWS::Serverless::LayerVersion":
         stack.skipped.append(f"{logical_id} (layer: its package is importable in the sandbox's environment)")
-        stack.refs[logical_id] = f"{arn_prefix.format('lambda')}:layer:{logical_id}:1"
+        layer_name = props.get("LayerName") or logical_id
+        stack.refs[logical_id] = f"{arn_prefix.format('lambda')}:layer:{layer_name}:1"
     elif resource_type == "AWS::Serverless::Function":
         _function(logical_id, props, stack, globals_function, resolver, arn_prefix)
     elif resource_type == "AWS::Serverless::StateMachine":
@@ -410,7 +414,25 @@ def _function(
     stack.refs[logical_id] = name
     stack.attributes[(logical_id, "Arn")] = arn
     for event_name, event in props.get("Events", {}).items():
+        if event["Type"] == "ScheduleV2":
+            _check_schedule(f"{logical_id}.{event_name}", event.get("Properties", {}))
         stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
+
+
+SCHEDULE_NAME = re.compile(r"[0-9a-zA-Z._-]{1,64}")
+
+
+def _check_schedule(where: str, props: dict[str, Any]) -> None:
+    """What EventBridge Scheduler refuses when the stack creates the schedule, though nothing here runs it."""
+    name = props.get("Name")
+    if name is not None and not SCHEDULE_NAME.fullmatch(str(name)):
+        raise TemplateError(f"{where}: schedule name {name!r} is not 1-64 of [0-9a-zA-Z._-] (a shorter stack name?)")
+    zone = props.get("ScheduleExpressionTimezone")
+    if zone is not None:
+        try:
+            zoneinfo.ZoneInfo(str(zone))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise TemplateError(f"{where}: {zone!r} is not a time zone of the IANA database") from exc
 
 
 def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client: Any, arn_prefix: str) -> None:

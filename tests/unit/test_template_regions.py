@@ -3,28 +3,13 @@ ApiEndpoint/MarketplaceId override them, RequestPdfs and FatalRetrySeconds reach
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
-from helpers import TEMPLATE
+from helpers import TEMPLATE, template_environment
 
 from abrecon.settings import Settings
-from abrecon_sandbox.stack import Resolver, Stack, TemplateError, build_stack, load_template
+from abrecon_sandbox.stack import TemplateError, build_stack, load_template
 
 TEMPLATE_DATA = load_template(TEMPLATE)
-
-
-def _environment(**overrides: str) -> dict[str, str]:
-    """The functions' Globals environment as CloudFormation would resolve it for these parameters."""
-    parameters = {name: str(p.get("Default", "")) for name, p in TEMPLATE_DATA["Parameters"].items()}
-    stack = Stack(name="abrecon", root=Path(TEMPLATE).parent, parameters={**parameters, **overrides})
-    for logical_id in TEMPLATE_DATA["Resources"]:  # placeholders: only the parameters matter here
-        stack.refs[logical_id] = f"<{logical_id}>"
-        stack.attributes[(logical_id, "Arn")] = f"<{logical_id}.Arn>"
-    resolver = Resolver(stack, TEMPLATE_DATA.get("Conditions", {}), TEMPLATE_DATA.get("Mappings", {}))
-    variables: dict[str, Any] = TEMPLATE_DATA["Globals"]["Function"]["Environment"]["Variables"]
-    return {name: str(value) for name, value in resolver.resolve(variables).items()}
 
 
 @pytest.mark.parametrize(
@@ -36,13 +21,13 @@ def _environment(**overrides: str) -> dict[str, str]:
     ],
 )
 def test_region_picks_host_and_marketplace(region: str, host: str, marketplace: str) -> None:
-    env = _environment(AmazonBusinessRegion=region)
+    env = template_environment(AmazonBusinessRegion=region)
     assert (env["AB_REGION"], env["AB_API_ENDPOINT"], env["AB_MARKETPLACE_ID"]) == (region, host, marketplace)
     assert Settings.model_validate(env).region == region
 
 
 def test_defaults_are_north_america_with_pdfs() -> None:
-    env = _environment()
+    env = template_environment()
     assert env["AB_API_ENDPOINT"] == "https://na.business-api.amazon.com"
     assert env["AB_MARKETPLACE_ID"] == "ATVPDKIKX0DER"
     assert (env["REQUEST_PDFS"], env["FATAL_RETRY_SECONDS"]) == ("true", "300")
@@ -51,7 +36,7 @@ def test_defaults_are_north_america_with_pdfs() -> None:
 
 
 def test_endpoint_and_marketplace_can_be_overridden() -> None:
-    env = _environment(
+    env = template_environment(
         AmazonBusinessRegion="JP",
         ApiEndpoint="https://sandbox.na.business-api.amazon.com",
         MarketplaceId="A39IBJ37TRP1C6",  # Australia, served by the JP host

@@ -1,7 +1,9 @@
-"""Test doubles for the unit tests: an in-process HTTP adapter, a stub token source, a sleep recorder."""
+"""Test doubles for the unit tests: an in-process HTTP adapter, a stub token source, a sleep recorder, S3 as AWS
+answers a role without s3:ListBucket."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -11,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 import urllib3
+from botocore.exceptions import ClientError
 from requests.adapters import HTTPAdapter
 
 
@@ -160,3 +163,53 @@ class Sleeps:
 
     def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+
+
+def s3_error(operation: str, status: int, code: str) -> ClientError:
+    """A botocore ClientError as S3 answers it (HEAD errors carry the status as their code, like botocore's)."""
+    response: Any = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, operation)
+
+
+class StrictS3:
+    """The S3 calls DocumentStore makes, answered as AWS answers a role with s3:GetObject/PutObject on the keys but
+    no s3:ListBucket: HeadObject/GetObject of a missing key is 403 AccessDenied, not 404. Versioned, honours
+    If-None-Match: *; `conflicts` makes that many create-only writes answer 409 ConditionalRequestConflict, and
+    `write_meanwhile` stores an object just before the next create-only write (the other writer of a race)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, list[dict[str, Any]]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.conflicts = 0
+        self.write_meanwhile: dict[str, bytes] = {}
+
+    def _current(self, key: str, operation: str) -> dict[str, Any]:
+        if key not in self.versions:
+            raise s3_error(operation, 403, "403" if operation == "HeadObject" else "AccessDenied")
+        return self.versions[key][-1]
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("PutObject", Key))
+        if kwargs.get("IfNoneMatch") == "*":
+            if Key in self.write_meanwhile:
+                other = self.write_meanwhile.pop(Key)
+                self.versions.setdefault(Key, []).append({"Body": other, "Metadata": {"sha256": _sha256(other)}})
+            if self.conflicts:
+                self.conflicts -= 1
+                raise s3_error("PutObject", 409, "ConditionalRequestConflict")
+            if Key in self.versions:
+                raise s3_error("PutObject", 412, "PreconditionFailed")
+        self.versions.setdefault(Key, []).append({"Body": Body, "Metadata": dict(kwargs.get("Metadata", {}))})
+        return {"ETag": f'"{len(self.versions[Key])}"'}
+
+    def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls.append(("HeadObject", Key))
+        return {"Metadata": self._current(Key, "HeadObject")["Metadata"]}
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls.append(("GetObject", Key))
+        return {"Body": io.BytesIO(self._current(Key, "GetObject")["Body"])}
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,8 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from abrecon._http import RetryPolicy
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource, Table
     from mypy_boto3_s3.client import S3Client
@@ -26,6 +28,8 @@ BATCH_GET_LIMIT = 100
 # S3 requests in flight at once when a step writes or reads one object per invoice: a 10,000-invoice backfill
 # takes seconds instead of minutes, and the state machine's first createReport waits for those writes.
 PARALLEL_S3_REQUESTS = 16
+# A create-only write answered 409 (another write of the key in progress) is tried again this often, full jitter.
+WRITE_CONFLICT_RETRY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=2.0)
 
 
 class StorageError(Exception):
@@ -34,6 +38,10 @@ class StorageError(Exception):
 
 class _AlreadyThere(Exception):
     """A create-only write found an object under its key."""
+
+
+class _WriteConflict(Exception):
+    """A create-only write raced another write of its key (S3's 409 ConditionalRequestConflict)."""
 
 
 @dataclass(frozen=True)
@@ -48,15 +56,17 @@ class StoredObject:
 class DocumentStore:
     """Writes and reads objects in the document bucket, always under SSE-KMS with the stack's own key."""
 
-    def __init__(self, s3: S3Client, bucket: str, key_arn: str) -> None:
+    def __init__(self, s3: S3Client, bucket: str, key_arn: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._s3 = s3
         self.bucket = bucket
         self._key_arn = key_arn
+        self._sleep = sleep
 
     def put_bytes(self, key: str, content: bytes, content_type: str, *, create_only: bool = False) -> StoredObject:
         """Store bytes straight from memory; returns the key and the content's sha256.
 
-        create_only: only if no object has the key (If-None-Match: *); otherwise _AlreadyThere.
+        create_only: only if no object has the key (If-None-Match: *); otherwise _AlreadyThere, or _WriteConflict
+        when S3 answers 409 because another write of the key was in progress.
         """
         digest = hashlib.sha256(content).hexdigest()
         conditions: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
@@ -73,35 +83,50 @@ class DocumentStore:
                 **conditions,
             )
         except ClientError as exc:
-            if create_only and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            code = exc.response.get("Error", {}).get("Code")
+            if create_only and code == "PreconditionFailed":
                 raise _AlreadyThere(key) from exc
+            if create_only and code == "ConditionalRequestConflict":
+                raise _WriteConflict(key) from exc
             raise StorageError(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
         return StoredObject(key=key, sha256=digest, size=len(content))
 
     def put_bytes_once(self, key: str, content: bytes, content_type: str) -> StoredObject:
         """Store bytes unless the same content is already there: a retried step never makes a second version.
 
-        A new key is written create-only (If-None-Match: *): when S3 answers a write 5xx after storing it, the
-        SDK's own retry is refused (412) instead of writing a second version, and the object is found there.
+        The write comes first, create-only (If-None-Match: *), and the object is looked at only once S3 said
+        one is there (412): a role without s3:ListBucket is answered 403, not 404, for a key that does not
+        exist, so looking first would fail every new document. When S3 answers a write 5xx after storing it,
+        the SDK's own retry is refused (412) and the object is found with our bytes. A 409 (another write of
+        the key in progress) is retried after a jittered backoff, as S3's PutObject reference asks.
         """
         digest = hashlib.sha256(content).hexdigest()
-        there = self._stored_sha256(key)
-        if there is None:
+        for attempt in range(1, WRITE_CONFLICT_RETRY.max_attempts + 1):
             try:
                 return self.put_bytes(key, content, content_type, create_only=True)
             except _AlreadyThere:
-                there = self._stored_sha256(key)  # written meanwhile: by an earlier attempt of this very request
+                there = self._stored_sha256(key)
+                break
+            except _WriteConflict as exc:
+                if attempt < WRITE_CONFLICT_RETRY.max_attempts:
+                    self._sleep(WRITE_CONFLICT_RETRY.delay(attempt))
+                    continue
+                try:  # still racing after the last attempt: the other writer's object is looked at as after a 412
+                    there = self._stored_sha256(key)
+                except StorageError as missing:
+                    raise StorageError(
+                        f"could not write s3://{self.bucket}/{key}: S3 answered 409 ConditionalRequestConflict"
+                        f" {attempt} times and no object is there ({missing})"
+                    ) from exc
         if there == digest:
             return StoredObject(key=key, sha256=digest, size=len(content))
         return self.put_bytes(key, content, content_type)  # other bytes under the key: a new version
 
-    def _stored_sha256(self, key: str) -> str | None:
-        """The sha256 recorded on the object under key ("" if it has none), or None if there is no object."""
+    def _stored_sha256(self, key: str) -> str:
+        """The sha256 recorded on the object S3 just said is under key ("" if it has none)."""
         try:
             head = self._s3.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
             raise StorageError(f"could not look up s3://{self.bucket}/{key}: {exc}") from exc
         return str(head.get("Metadata", {}).get("sha256", ""))
 
