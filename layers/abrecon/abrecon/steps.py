@@ -262,8 +262,8 @@ class RunSummary(StepModel):
     report_key: str | None = Field(default=None, alias="reportKey")
     report_html_key: str | None = Field(default=None, alias="reportHtmlKey")
     outcome: str = "OK"
-    # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, DEFERRED, FAILED,
-    # REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
+    # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, NOT_SHIPPED, DEFERRED,
+    # FAILED, REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
     line_item_states: dict[str, int] = Field(default_factory=dict, alias="lineItemStates")
 
     @field_validator("totals")
