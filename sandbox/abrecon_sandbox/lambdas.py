@@ -219,6 +219,8 @@ class LambdaRouter:
         self._app = app
         self.pool: WorkerPool | None = None  # set once the stack's functions are known
         self.s3_faults: S3WriteFaults | None = None  # the s3-write-failure profile, when the sandbox runs it
+        # IAM as AWS evaluates it (iam.IamGate): None to pass a request on, or AWS's refusal (status, headers, body).
+        self.iam: Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], bytes] | None] | None = None
         self.requests: Counter[str] = Counter()  # "service:action" -> AWS requests, for the cost estimate
         self._requests_lock = threading.Lock()
 
@@ -238,6 +240,11 @@ class LambdaRouter:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Route one request."""
         service = self._count(environ)
+        refused = self.iam(environ) if self.iam is not None else None
+        if refused is not None:
+            status, headers, body = refused
+            start_response(status, headers)
+            return [body]
         if service == "s3" and self.s3_faults is not None:
             faulty = self.s3_faults.serve(environ, start_response, self._app)
             if faulty is not None:

@@ -288,6 +288,7 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "lambdaInvocations": dict(aws.pool.stats.invocations),
         "lambdaGbSeconds": round(aws.pool.stats.gb_seconds, 3),
         "awsRequests": dict(aws.router.requests) if aws.router else {},
+        **(aws.iam.summary() if aws.iam else {"accessDenied": 0, "accessDeniedCalls": []}),  # iam.py
         "financeMessage": _receive(aws, finance_inbox, name),
         "reportKey": run_summary.get("reportKey"),
         "reportHtmlKey": run_summary.get("reportHtmlKey"),
@@ -426,6 +427,11 @@ def _audit(
     if crashes:
         injected["handler-crash"] += crashes
     found["faultsInjected"] = dict(sorted(injected.items()))
+    # No fault profile refuses requests on purpose: every denial is a call AWS would refuse the deployed stack.
+    if summary.get("accessDenied"):
+        problems.append(
+            f"{summary['accessDenied']} requests AWS would refuse (IAM): {summary['accessDeniedCalls'][:3]}"
+        )
     found["audit"] = {"passed": not problems, "problems": problems}
     return found
 
@@ -542,7 +548,8 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
         f"accounted for {summary['accountedFor']} of {summary['lineItems']} line items ({states}), "
         f"lost {summary['lost']}; objects not under the stack's key {len(summary['unencryptedObjects'])}; "
         f"log lines with a secret {summary['secretsInLogs']['lines']} of {summary['secretsInLogs']['linesScanned']}; "
-        f"disk writes {sum(len(w) for w in summary['disk']['writes'].values()) + len(summary['disk']['leftOnDisk'])}",
+        f"disk writes {sum(len(w) for w in summary['disk']['writes'].values()) + len(summary['disk']['leftOnDisk'])}; "
+        f"requests AWS would refuse {summary['accessDenied']}",
         file=out,
     )
     print("audit: passed" if summary["audit"]["passed"] else f"audit: FAILED {summary['audit']['problems']}", file=out)

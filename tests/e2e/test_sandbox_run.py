@@ -59,6 +59,8 @@ def test_run_succeeds_and_writes_the_summary_contract(sandbox: tuple[int, Sandbo
     # the stack's key, no secret in a log line, nothing written to disk by any function.
     assert summary["accountedFor"] == summary["lineItems"] and summary["lost"] == 0
     assert summary["audit"] == {"passed": True, "problems": []}
+    # IAM enforced as AWS would (iam.py): not one request of a function or the state machine refused.
+    assert (summary["accessDenied"], summary["accessDeniedCalls"]) == (0, [])
     assert summary["stateTransitions"] > summary["invoices"] * 4  # every child workflow's states are counted
     assert summary["apiCalls"]["getTransactions"] >= 2  # the data set spans several pages
     assert "> Download each invoice's PDFs" in printed and "execution SUCCEEDED" in printed
