@@ -45,9 +45,16 @@ _MEASURE = """
       shown: style.display !== "none" && style.visibility !== "hidden" && Number(style.opacity) > 0,
     };
   });
+  // The sections in the order a reader meets them, and the past-due invoices' rows where they are laid out.
+  const sections = [...document.querySelectorAll("h2")].map((h) => ({
+    text: h.innerText, top: h.getBoundingClientRect().top + window.scrollY}));
+  const pastDue = [...document.querySelectorAll("tr.pastdue-row")].map((row) => ({
+    text: row.innerText, top: row.getBoundingClientRect().top + window.scrollY,
+    shown: getComputedStyle(row).display !== "none" && row.getBoundingClientRect().height > 0}));
   const out = document.createElement("pre");
   out.id = "measured";
-  out.textContent = JSON.stringify({scrollWidth: page.scrollWidth, scrollHeight: page.scrollHeight, rows});
+  out.textContent = JSON.stringify(
+    {scrollWidth: page.scrollWidth, scrollHeight: page.scrollHeight, rows, sections, pastDue});
   document.body.appendChild(out);
 })();
 </script>

@@ -16,7 +16,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 
 from abrecon import runs
 from abrecon.models import InvoiceDetail
+from abrecon.payment_status import PaymentRecord, status_text
 from abrecon.reporting import describe_window, format_amount
 from abrecon.storage import InvoiceRecord, InvoiceState
 from abrecon_cli.deployed import Aws, DeployedStack, default_stack_name, find_stack
@@ -252,6 +254,8 @@ class Listed:
     state: str
     pdfs: int
     note: str
+    payment_status: str = ""  # Amazon's payment status (Closed, Past Due, Issued, Payment Processing) or ERROR
+    due_date: str = ""
 
     def as_json(self) -> dict[str, Any]:
         """For --json."""
@@ -264,23 +268,27 @@ class Listed:
             "state": self.state,
             "pdfs": self.pdfs,
             "note": self.note,
+            "paymentStatus": self.payment_status,
+            "dueDate": self.due_date,
         }
 
 
-def _ledger(aws: Aws, stack: DeployedStack) -> dict[str, InvoiceRecord]:
+def _scan(aws: Aws, stack: DeployedStack, prefix: str) -> Iterator[dict[str, Any]]:
+    """Every ledger entry whose key starts with prefix ("INVOICE#", "PAYMENT#")."""
     table = aws.resource("dynamodb").Table(stack.ledger_table)
-    records: dict[str, InvoiceRecord] = {}
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with("INVOICE#")}
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("pk").begins_with(prefix)}
     with aws_errors(f"read the ledger table {stack.ledger_table}"):
         while True:
             page = table.scan(**kwargs)
-            for item in page.get("Items", []):
-                record = _record(item)
-                if record:
-                    records[record.invoice_number] = record
+            yield from page.get("Items", [])
             if "LastEvaluatedKey" not in page:
-                return records
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _ledger(aws: Aws, stack: DeployedStack) -> dict[str, InvoiceRecord]:
+    records = (_record(item) for item in _scan(aws, stack, "INVOICE#"))
+    return {record.invoice_number: record for record in records if record}
 
 
 def _record(item: dict[str, Any]) -> InvoiceRecord | None:
@@ -288,6 +296,16 @@ def _record(item: dict[str, Any]) -> InvoiceRecord | None:
         return InvoiceRecord.model_validate(item)
     except ValidationError:  # an entry of a kind this CLI does not know: not an invoice to list
         return None
+
+
+def _payments(aws: Aws, stack: DeployedStack) -> dict[str, PaymentRecord]:
+    """The ledger's payment entries (what the last run learned of each invoice's payment status)."""
+    found: dict[str, PaymentRecord] = {}
+    for item in _scan(aws, stack, "PAYMENT#"):
+        with suppress(ValidationError):  # an entry this CLI cannot read: listed without a payment status
+            record = PaymentRecord.model_validate(item)
+            found[record.invoice_number] = record
+    return found
 
 
 def _detail_keys(s3: Any, bucket: str) -> Iterator[str]:
@@ -353,7 +371,7 @@ def cmd_invoices_list(args: argparse.Namespace, out: TextIO) -> int:
     start, end = _window(args.window_from, args.window_to)
     aws = Aws(args.region)
     stack = find_stack(aws, args.stack)
-    records, details = _ledger(aws, stack), _details(aws, stack)
+    records, details, paid = _ledger(aws, stack), _details(aws, stack), _payments(aws, stack)
     listed = []
     for number in sorted(set(records) | set(details)):
         detail = details.get(number)
@@ -364,7 +382,13 @@ def cmd_invoices_list(args: argparse.Namespace, out: TextIO) -> int:
             if (start and when < start) or (end and when >= end):
                 continue
         item = _listed(number, detail, _owner(number, detail, records))
+        if number in paid:
+            payment = paid[number]
+            due = payment.due_date.isoformat() if payment.due_date else ""
+            item = replace(item, payment_status=status_text(payment), due_date=due)
         if args.state and item.state != args.state:
+            continue
+        if args.past_due and not (number in paid and paid[number].is_past_due):
             continue
         listed.append(item)
     listed.sort(key=lambda i: (i.date, i.number))
@@ -377,16 +401,30 @@ def cmd_invoices_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_table(listed: list[Listed], out: TextIO) -> None:
-    rows = [("INVOICE", "TYPE", "DATE", "TOTAL", "STATE", "PDFS", "NOTE")]
+    rows = [("INVOICE", "TYPE", "DATE", "TOTAL", "STATE", "PDFS", "PAYMENT", "DUE", "NOTE")]
     rows += [
-        (i.number, i.kind, i.date, f"{i.total} {i.currency}".strip(), i.state, str(i.pdfs), i.note) for i in listed
+        (
+            i.number,
+            i.kind,
+            i.date,
+            f"{i.total} {i.currency}".strip(),
+            i.state,
+            str(i.pdfs),
+            i.payment_status.split(":", 1)[0],  # ERROR's reason is in --json
+            i.due_date,
+            i.note,
+        )
+        for i in listed
     ]
-    widths = [max(len(r[c]) for r in rows) for c in range(6)]
+    columns = len(rows[0]) - 1
+    widths = [max(len(r[c]) for r in rows) for c in range(columns)]
     for row in rows:
         print(
-            "  ".join(cell.ljust(widths[c]) if c != 3 else cell.rjust(widths[c]) for c, cell in enumerate(row[:6]))
+            "  ".join(
+                cell.ljust(widths[c]) if c != 3 else cell.rjust(widths[c]) for c, cell in enumerate(row[:columns])
+            )
             + "  "
-            + row[6],
+            + row[columns],
             file=out,
         )
     states: dict[str, int] = {}
@@ -566,6 +604,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     listing.add_argument("--to", dest="window_to", type=_bound, default=None, metavar="DATE", help="invoice date to")
     listing.add_argument("--state", choices=[s.value for s in InvoiceState] + ["NOT_REQUESTED"], default=None)
+    listing.add_argument(
+        "--past-due", action="store_true", help="only invoices Amazon says are past due (as the last run asked)"
+    )
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.set_defaults(func=_handler(cmd_invoices_list))
     get = invoice_commands.add_parser("get", parents=[common], help="fetch an invoice's stored PDF")

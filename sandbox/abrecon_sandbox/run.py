@@ -294,6 +294,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
         "reportHtmlKey": run_summary.get("reportHtmlKey"),
         "outcome": run_summary.get("outcome"),
         "reportStates": run_summary.get("lineItemStates", {}),  # the product's own: line items by report status
+        "pastDue": int(run_summary.get("pastDue", 0)),  # invoices Amazon says are past due
+        "paymentStatus": run_summary.get("paymentStatus", {}),  # invoices asked about, by payment status
     }
     if status != "SUCCEEDED":
         summary["error"] = {"error": description.get("error"), "cause": description.get("cause")}
@@ -527,6 +529,9 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
     )
     for failure in summary["failures"]:
         print(f"  failed {failure['invoiceNumber']}: {failure['reason']}", file=out)
+    if summary["paymentStatus"]:
+        statuses = ", ".join(f"{status} {n}" for status, n in summary["paymentStatus"].items())
+        print(f"payment status: {statuses}; past due {summary['pastDue']}", file=out)
     for key in summary["s3Keys"]:
         print(f"  s3://{summary['bucket']}/{key}", file=out)
     if summary["checked"]:

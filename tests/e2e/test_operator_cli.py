@@ -103,13 +103,34 @@ def test_invoices_list_shows_every_stored_invoice(
     assert all(item["state"] == "STORED" for item in memos)  # delivered with their invoice's report
     assert main(["invoices", "list"]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].split() == ["INVOICE", "TYPE", "DATE", "TOTAL", "STATE", "PDFS", "NOTE"]
+    header = ["INVOICE", "TYPE", "DATE", "TOTAL", "STATE", "PDFS", "PAYMENT", "DUE", "NOTE"]
+    assert table.splitlines()[0].split() == header
     assert f"{len(emulator.invoice_numbers())} invoices" in table.splitlines()[-1]
     assert main(["invoices", "list", "--from", "2001-01-01", "--to", "2001-12-31", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     dates = sorted(item["invoiceDate"] for item in listed.values())
     assert main(["invoices", "list", "--from", dates[-1], "--json"]) == 0
     assert {item["invoiceDate"] for item in json.loads(capsys.readouterr().out)} == {dates[-1]}
+
+
+def test_invoices_list_past_due_shows_only_what_amazon_says_is_past_due(
+    backfill: dict[str, str], emulator: Emulator, operator_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["invoices", "list", "--json"]) == 0
+    everything = {item["invoiceNumber"]: item for item in json.loads(capsys.readouterr().out)}
+    for number in emulator.invoice_numbers():  # every invoice was asked about, with Amazon's due date
+        due = emulator.payments.due_date(number)
+        assert everything[number]["dueDate"] == (due.date().isoformat() if due else ""), number
+        assert everything[number]["paymentStatus"], number
+    expected = {n for n, item in everything.items() if item["paymentStatus"] == "Past Due"}
+    assert expected  # the emulator's mix always has one
+    assert main(["invoices", "list", "--past-due", "--json"]) == 0
+    assert {item["invoiceNumber"] for item in json.loads(capsys.readouterr().out)} == expected
+    assert main(["invoices", "list", "--past-due"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 1 + len(expected) + 1 and all("Past Due" in line for line in table[1:-1])
+    assert main(["invoices", "list", "--past-due", "--from", "2001-01-01", "--to", "2001-12-31", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_invoices_get_writes_the_stored_pdf_where_the_user_asked(

@@ -9,12 +9,14 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser import measure_rows, screenshot
 from helpers import ROOT, kept_sandbox_run
 from pypdf import PdfReader
 
+from abrecon import reporting
 from abrecon_sandbox.bench import time_over_floor
 from abrecon_sandbox.run import SandboxOptions, SandboxRun
 
@@ -41,6 +43,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, San
     options = SandboxOptions(summary_file=summary_file, log_dir=workdir / "logs", export_dir=workdir / "export")
     with kept_sandbox_run(options) as (code, run, out):
         yield code, run, summary_file, out.getvalue()
+
+
+def _stored_summary(run: SandboxRun) -> dict[str, Any]:
+    """The run's summary as summarize-run stored it (runs/<run>/summary.json)."""
+    key = run.summary["reportKey"].rsplit("/", 1)[0] + "/summary.json"
+    stored: dict[str, Any] = json.loads(
+        run.aws.client("s3").get_object(Bucket=run.summary["bucket"], Key=key)["Body"].read()
+    )
+    return stored
 
 
 @pytest.mark.e2e
@@ -110,6 +121,7 @@ def test_finance_gets_a_readable_summary(sandbox: tuple[int, SandboxRun, Path, s
     _, run, _, _ = sandbox
     message = run.summary["financeMessage"]
     assert message is not None
+    stored = _stored_summary(run)
     invoices, memos = run.summary["invoices"], run.summary["creditMemos"]
     assert message["subject"].endswith(f": {invoices} invoices + {memos} credit memos stored, nothing missing")
     assert message["subject"].startswith("Amazon Business ") and len(message["subject"]) <= 100
@@ -131,8 +143,16 @@ def test_finance_gets_a_readable_summary(sandbox: tuple[int, SandboxRun, Path, s
         "failed": "0",
         "deferred": "0",
         "pending": "0",
-        "reportKey": run.summary["reportKey"],
+        "pastDue": str(run.summary["pastDue"]),
+        "pastDueAmount": stored["pastDueAmount"],
     }
+    # The past-due figures: how many, their total, the oldest due date (the emulator's mix has some past due).
+    assert stored["pastDue"] == run.summary["pastDue"] > 0
+    currency = stored["pastDueCurrency"]
+    assert Decimal(stored["pastDueAmount"]) == Decimal(stored["pastDueTotals"][currency]) > 0
+    total = reporting.format_amount(Decimal(stored["pastDueAmount"]), currency)
+    assert f"Past due: {run.summary['pastDue']} invoices, {currency} {total}; " in body
+    assert f"the oldest was due {stored['oldestDueDate']}:" in body
 
 
 @pytest.mark.e2e
@@ -176,3 +196,52 @@ def test_every_invoice_row_is_visible_in_a_browser(sandbox: tuple[int, SandboxRu
     shot = ROOT / "test-artifacts" / "report.png"
     assert screenshot(page, shot, width, height) == (width, height)
     assert shot.stat().st_size > 50_000  # a page of text, not a blank one
+
+
+@pytest.mark.e2e
+def test_every_stored_invoice_has_its_payment_status_and_due_date(sandbox: tuple[int, SandboxRun, Path, str]) -> None:
+    """The CSV's two payment columns are filled for every invoice, as the emulator answers; the summary counts them."""
+    _, run, summary_file, _ = sandbox
+    assert run.emulator is not None
+    book = run.emulator.payments
+    rows = list(csv.DictReader(io.StringIO(Path(run.summary["exported"]["csv"]).read_text(encoding="utf-8-sig"))))
+    seen: dict[str, tuple[str, str]] = {}
+    for row in (r for r in rows if r["Transaction ID"] and r["Transaction type"] == "CHARGE"):
+        numbers = row["Document number(s)"].split("; ")
+        statuses, dues = row["Payment status"].split("; "), row["Due date"].split("; ")
+        assert len(statuses) == len(numbers) and all(statuses), row
+        seen.update(zip(numbers, zip(statuses, dues, strict=True), strict=True))
+    assert set(seen) == run.emulator.invoice_numbers()
+    for number, (status, due) in seen.items():
+        expected_due = book.due_date(number)
+        if expected_due is None:  # not billed by Pay by Invoice: Amazon's ERROR, with its reason
+            assert status.startswith("ERROR: PAYMENT_DETAILS_UNAVAILABLE: ") and due == "", (number, status)
+        else:
+            assert due == expected_due.date().isoformat(), number
+            assert status in ("Closed", "Past Due", "Issued", "Payment Processing"), status
+    summary = json.loads(summary_file.read_text())
+    counts: dict[str, int] = {}
+    for status, _ in seen.values():
+        counts[status.split(":", 1)[0]] = counts.get(status.split(":", 1)[0], 0) + 1
+    assert summary["paymentStatus"] == dict(sorted(counts.items()))
+    assert summary["pastDue"] == counts.get("Past Due", 0) > 0
+    aging = [r for r in rows if r["Transaction date (UTC)"] == "AGING"]
+    assert [r["Currency"] for r in aging] == ["USD"] and "1-30 days past due: " in aging[0]["Reason"]
+
+
+@pytest.mark.e2e
+def test_the_page_shows_past_due_invoices_first(sandbox: tuple[int, SandboxRun, Path, str]) -> None:
+    """In headless Chromium: the Past due section comes before everything else, listing each past-due invoice."""
+    _, run, summary_file, _ = sandbox
+    page = Path(run.summary["exported"]["html"])
+    measured = measure_rows(page, 1400)
+    sections = measured["sections"]
+    assert sections[0]["text"] == "Past due", sections
+    assert all(sections[0]["top"] < later["top"] for later in sections[1:])
+    past_due = measured["pastDue"]
+    assert len(past_due) == json.loads(summary_file.read_text())["pastDue"] > 0
+    assert all(row["shown"] and row["top"] < measured["rows"][0]["top"] for row in past_due)
+    numbers = {n for n, d in run.emulator.dataset.documents.items() if d.kind == "STANDARD"}
+    assert all(any(n in row["text"] for n in numbers) for row in past_due)
+    shot = ROOT / "test-artifacts" / "report-past-due.png"
+    assert screenshot(page, shot, 1400, 900) == (1400, 900)  # the top of the page, as finance first sees it

@@ -69,6 +69,9 @@ class Api:
         items = [{"orderId": o, "orderLineItemId": i, "shipmentId": s} for o, i, s in keys]
         return self.post("/reconciliation/2021-01-08/invoices", {"orderLineItems": items})
 
+    def payment_details(self, invoice_ids: list[str]) -> requests.Response:
+        return self.post("/reconciliation/2021-01-08/invoices/batch/paymentDetails", {"invoiceIds": invoice_ids})
+
     def create_report(self, invoice_id: str, **options: str) -> requests.Response:
         body = {
             "reportType": "GET_AB_INVOICE_PDF",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -20,11 +21,12 @@ import requests
 from emulator_helpers import DATES, MODELS, TIMEOUT, Api, Contract, all_keys, batches, make_config
 
 from abrecon_sandbox.emulator import Emulator
+from abrecon_sandbox.emulator.faults import API_OPERATIONS
 
 pytestmark = pytest.mark.skipif(not MODELS.is_dir(), reason=f"API models not found at {MODELS}")
 
 REGIONS = ["NA", "JP"]
-OPERATIONS = ["getTransactions", "getInvoiceDetailsByOrderLineItems", "createReport", "getReport", "getReportDocument"]
+OPERATIONS = sorted(API_OPERATIONS)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,8 @@ def call(api: Api, operation: str, *, broken: bool = False) -> requests.Response
             if broken
             else (api.create_report(invoice))
         )
+    if operation == "getBatchInvoicePaymentDetails":
+        return api.payment_details([] if broken else [invoice])
     if operation == "getReport":
         return api.report("badReportId1")
     return api.document("badDocumentId1")
@@ -163,6 +167,82 @@ def test_report_lifecycle_in_every_status(api: Api, contract: Contract) -> None:
     document = api.document(seen["DONE"]["reportDocumentId"])
     assert document.status_code == 200
     contract.check("getReportDocument", 200, document.json())
+
+
+def check_payment_answer(contract: Contract, body: dict[str, Any]) -> None:
+    """The envelope against GetBatchInvoicePaymentDetailsResponse, each result against the subtype its resultType
+    names (the model's items are the base type; paymentDetails and error live in its two allOf subtypes)."""
+    results = body["invoicePaymentDetailsResults"]
+    bare = [{"invoiceId": r["invoiceId"], "resultType": r["resultType"]} for r in results]
+    contract.check("getBatchInvoicePaymentDetails", 200, {**body, "invoicePaymentDetailsResults": bare})
+    for result in results:
+        subtype = {"SUCCESS": "SuccessInvoicePaymentDetailResult", "ERROR": "FailedInvoicePaymentDetailResult"}
+        contract.check_definition("Reconciliation_API", subtype[result["resultType"]], result)
+        assert ("paymentDetails" in result) != ("error" in result), result
+
+
+def test_payment_details_of_every_invoice(api: Api, contract: Contract) -> None:
+    numbers = sorted(api.emulator.invoice_numbers())
+    memo = next(n for n, d in api.emulator.dataset.documents.items() if d.kind == "CREDIT_MEMO")
+    answered: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(numbers), 25):
+        ids = numbers[start : start + 25]
+        response = api.payment_details(ids)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-amzn-RateLimit-Limit"] == "2.0"
+        body = response.json()
+        check_payment_answer(contract, body)
+        answered.update({r["invoiceId"]: r for r in body["invoicePaymentDetailsResults"]})
+    assert set(answered) == set(numbers)
+    odd = api.payment_details([memo, "NO-SUCH-INVOICE", memo]).json()  # asked twice, answered once
+    check_payment_answer(contract, odd)
+    assert sorted(r["invoiceId"] for r in odd["invoicePaymentDetailsResults"]) == sorted([memo, "NO-SUCH-INVOICE"])
+    assert {r["resultType"] for r in odd["invoicePaymentDetailsResults"]} == {"ERROR"}
+    for ids in ([], [f"I{n}" for n in range(26)], ["x" * 256], [7]):
+        refused = api.post("/reconciliation/2021-01-08/invoices/batch/paymentDetails", {"invoiceIds": ids})
+        assert refused.status_code == 400, ids
+        contract.check("getBatchInvoicePaymentDetails", 400, refused.json())
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_payment_details_are_a_realistic_mix_fixed_by_the_seed(contract: Contract, region: str) -> None:
+    """Every status and some ERRORs over a larger data set, due dates on or after the invoice date and consistent
+    with the status, the same answers for the same seed, at the published 2/s burst 10."""
+    # The status depends on the due date and the moment asked: a window ending now has invoices on both sides.
+    end = datetime.now(UTC).replace(microsecond=0)
+    config = make_config(region=region, orders=100, speed=1.0, window_start=end - timedelta(days=7), window_end=end)
+    with Emulator(config) as emulator, Emulator(config) as twin:
+        api, other = Api(emulator), Api(twin)
+        numbers = sorted(emulator.invoice_numbers())
+        answers: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(numbers), 25):
+            ids = numbers[start : start + 25]
+            mine = api.retrying(lambda ids=ids: api.payment_details(ids))
+            theirs = other.retrying(lambda ids=ids: other.payment_details(ids))
+            assert sorted(mine["invoicePaymentDetailsResults"], key=str) == sorted(
+                theirs["invoicePaymentDetailsResults"], key=str
+            )
+            answers.update({r["invoiceId"]: r for r in mine["invoicePaymentDetailsResults"]})
+        statuses = {r["paymentDetails"]["status"] for r in answers.values() if r["resultType"] == "SUCCESS"}
+        assert statuses == {"Closed", "Past Due", "Issued", "Payment Processing"}
+        errors = [r for r in answers.values() if r["resultType"] == "ERROR"]
+        assert 0 < len(errors) < len(answers) / 4
+        asked_at = time.time()
+        for number, result in answers.items():
+            if result["resultType"] != "SUCCESS":
+                continue
+            due = datetime.fromisoformat(result["paymentDetails"]["dueDate"])
+            assert due.date() >= emulator.dataset.documents[number].date.date()
+            if result["paymentDetails"]["status"] == "Past Due":
+                assert due.timestamp() < asked_at
+            elif result["paymentDetails"]["status"] in ("Issued", "Payment Processing"):
+                assert due.timestamp() > asked_at - 60
+        emulator.drain("getBatchInvoicePaymentDetails")
+        throttled = api.payment_details(numbers[:1])
+        assert throttled.status_code == 429
+        contract.check("getBatchInvoicePaymentDetails", 429, throttled.json())
+    assert emulator.limiter.plans["getBatchInvoicePaymentDetails"].rate == 2.0
+    assert emulator.limiter.plans["getBatchInvoicePaymentDetails"].burst == 10
 
 
 @pytest.mark.parametrize("region", REGIONS)

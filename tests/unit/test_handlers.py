@@ -98,6 +98,12 @@ def test_handlers_take_a_window_to_stored_pdfs(
             assert head["SSEKMSKeyId"] == key_arn
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == content
 
+    as_function("CheckPaymentsFunction")
+    progress = load_handler("check-payments")(run, FakeContext())
+    assert progress["done"] == progress["total"] == len(emulator.invoice_numbers()) and not progress["more"]
+    assert sum(progress["statuses"].values()) == progress["total"]
+    run = run | {"payments": progress}
+
     as_function("SummarizeRunFunction")
     note = load_handler("summarize-run")(run, FakeContext())
     summary = note["summary"]
@@ -111,8 +117,10 @@ def test_handlers_take_a_window_to_stored_pdfs(
         assert head["ContentType"].startswith(kind) and head["SSEKMSKeyId"] == key_arn
     report = s3.get_object(Bucket=bucket, Key=summary["reportKey"])["Body"].read().decode("utf-8-sig")
     rows = report.splitlines()
-    assert len(rows) == 1 + summary["lineItems"] + 2  # header, one row per line item, a blank row, one TOTAL
+    aging = [row for row in rows if row.startswith("AGING,")]  # one per currency with unpaid invoices
+    assert len(rows) == 1 + summary["lineItems"] + 2 + len(aging)  # header, line items, a blank row, one TOTAL
     assert all(",STORED," in row for row in rows[1 : 1 + summary["lineItems"]])
+    assert sum(summary["paymentStatus"].values()) == len(emulator.invoice_numbers())
     stored_summary = json.loads(s3.get_object(Bucket=bucket, Key=summary["summaryKey"])["Body"].read())
     assert stored_summary["documentsStored"] == summary["documentsStored"]
 

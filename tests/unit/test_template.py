@@ -64,7 +64,7 @@ def test_secret_topic_and_ledger_are_encrypted_with_the_stack_key(resources: dic
 
 def test_every_function_has_its_handler_and_a_sample_event(resources: dict[str, Any]) -> None:
     functions = _of_type(resources, "AWS::Serverless::Function")
-    assert len(functions) == 7
+    assert len(functions) == 8
     for name, function in functions.items():
         code = ROOT / function["Properties"]["CodeUri"]
         assert (code / "app.py").is_file(), name

@@ -32,6 +32,7 @@ from abrecon.models import (
     CreateReportResponse,
     ErrorList,
     InvoiceDetailsOfOrderLineItem,
+    InvoicePaymentDetailResult,
     OrderLineItemKey,
     Report,
     ReportDocument,
@@ -40,10 +41,12 @@ from abrecon.models import (
 )
 
 __all__ = [
+    "MAX_INVOICES_PER_PAYMENT_CALL",
     "MAX_LINE_ITEMS_PER_CALL",
     "OP_CREATE_REPORT",
     "OP_DOWNLOAD_DOCUMENT",
     "OP_GET_INVOICE_DETAILS",
+    "OP_GET_PAYMENT_DETAILS",
     "OP_GET_REPORT",
     "OP_GET_REPORT_DOCUMENT",
     "OP_GET_TRANSACTIONS",
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 OP_GET_TRANSACTIONS = "getTransactions"
 OP_GET_INVOICE_DETAILS = "getInvoiceDetailsByOrderLineItems"
+OP_GET_PAYMENT_DETAILS = "getBatchInvoicePaymentDetails"
 OP_CREATE_REPORT = "createReport"
 OP_GET_REPORT = "getReport"
 OP_GET_REPORT_DOCUMENT = "getReportDocument"
@@ -63,11 +67,15 @@ OP_DOWNLOAD_DOCUMENT = "downloadDocument"
 
 TRANSACTIONS_PATH = "/reconciliation/2021-01-08/transactions"
 INVOICES_PATH = "/reconciliation/2021-01-08/invoices"
+PAYMENT_DETAILS_PATH = "/reconciliation/2021-01-08/invoices/batch/paymentDetails"
 REPORTS_PATH = "/reports/2021-09-30/reports"
 DOCUMENTS_PATH = "/reports/2021-09-30/documents"
 
 # Stated in Amazon's prose only; the schema has no maxItems.
 MAX_LINE_ITEMS_PER_CALL = 25
+# The model's GetBatchInvoicePaymentDetailsRequest: invoiceIds has 1 to 25 items of 1 to 255 characters.
+MAX_INVOICES_PER_PAYMENT_CALL = 25
+MAX_INVOICE_ID_LENGTH = 255
 
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BAD_REQUEST_STATUSES = frozenset({400, 413, 415})
@@ -195,18 +203,38 @@ class AmazonBusinessClient:
             return []
         body = {"orderLineItems": [key.model_dump() for key in keys]}
         data = self._call(OP_GET_INVOICE_DETAILS, "POST", INVOICES_PATH, body=body)
-        entries = data.get("invoiceDetailsByOrderLineItems") if isinstance(data, dict) else None
-        if entries is None:
-            entries = []
-        if not isinstance(entries, list):
-            raise ServerError(OP_GET_INVOICE_DETAILS, 200, "InvalidResponse", "answer list is not a list")
-        result: list[InvoiceDetailsOfOrderLineItem] = []
-        for index, entry in enumerate(entries):
-            try:
-                result.append(InvoiceDetailsOfOrderLineItem.model_validate(entry))
-            except ValidationError as exc:
-                logger.warning("skipping unreadable invoice details entry %d: %s", index, _summarise(exc))
-        return result
+        return _readable_entries(
+            OP_GET_INVOICE_DETAILS, data, "invoiceDetailsByOrderLineItems", InvoiceDetailsOfOrderLineItem
+        )
+
+    def get_invoice_payment_details(self, invoice_ids: Sequence[str]) -> list[InvoicePaymentDetailResult]:
+        """Payment status and due date of up to 25 invoices: one SUCCESS or ERROR result per invoice.
+
+        Ids are checked against the model (1 to 25 of them, 1 to 255 characters each) before any call; duplicates
+        are asked once. An unreadable result entry is skipped with a warning: its invoice is then missing from the
+        answer, which the caller records as an error for that invoice alone.
+        """
+        ids = list(dict.fromkeys(invoice_ids))
+        if not ids:
+            return []
+        if len(ids) > MAX_INVOICES_PER_PAYMENT_CALL:
+            raise BadRequestError(
+                OP_GET_PAYMENT_DETAILS,
+                None,
+                "InvalidInput",
+                f"at most {MAX_INVOICES_PER_PAYMENT_CALL} invoice ids per call, got {len(ids)}",
+            )
+        if any(not i or not i.strip() or len(i) > MAX_INVOICE_ID_LENGTH for i in ids):
+            raise BadRequestError(
+                OP_GET_PAYMENT_DETAILS,
+                None,
+                "InvalidInput",
+                f"invoice ids must have 1 to {MAX_INVOICE_ID_LENGTH} characters",
+            )
+        data = self._call(OP_GET_PAYMENT_DETAILS, "POST", PAYMENT_DETAILS_PATH, body={"invoiceIds": ids})
+        return _readable_entries(
+            OP_GET_PAYMENT_DETAILS, data, "invoicePaymentDetailsResults", InvoicePaymentDetailResult
+        )
 
     # --- Document (Reports) API -----------------------------------------------------------------
 
@@ -419,6 +447,23 @@ def _parse(operation: str, model: type[_M], data: Any) -> _M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ServerError(operation, 200, "InvalidResponse", _summarise(exc)) from None
+
+
+def _readable_entries(operation: str, data: Any, name: str, model: type[_M]) -> list[_M]:
+    """The entries of an answer's list ``name`` that parse as ``model``; an unreadable one is skipped with a warning,
+    so one bad entry does not cost the batch's others. A missing list is an empty one; anything else: ServerError."""
+    entries = data.get(name) if isinstance(data, dict) else None
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise ServerError(operation, 200, "InvalidResponse", "answer list is not a list")
+    result: list[_M] = []
+    for index, entry in enumerate(entries):
+        try:
+            result.append(model.model_validate(entry))
+        except ValidationError as exc:
+            logger.warning("%s: skipping unreadable answer entry %d: %s", operation, index, _summarise(exc))
+    return result
 
 
 def _summarise(exc: ValidationError) -> str:

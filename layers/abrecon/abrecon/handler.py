@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from abrecon import steps
 from abrecon.errors import InvalidInputError
-from abrecon.runtime import Runtime, get_runtime
+from abrecon.runtime import Runtime, get_runtime, set_invocation_deadline
 
 logger = Logger()
 tracer = Tracer()
@@ -35,6 +35,7 @@ def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], st
             # Name the fields, never echo their values: payloads may carry invoice data.
             fields = ", ".join(".".join(str(p) for p in err["loc"]) + f" ({err['type']})" for err in exc.errors())
             raise InvalidInputError(f"{step.__name__}: invalid input: {fields}") from exc
+        set_invocation_deadline(getattr(context, "get_remaining_time_in_millis", None))
         result = step(request, get_runtime())
         for name, value in result.metrics().items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

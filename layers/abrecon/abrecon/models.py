@@ -33,6 +33,8 @@ __all__ = [
     "InvoiceIssuerDetail",
     "InvoiceLevelFeeApportionmentDetail",
     "InvoiceLevelFeeDetail",
+    "InvoicePaymentDetailResult",
+    "InvoicePaymentDetailsResponse",
     "InvoiceType",
     "LineItemApportionmentDetail",
     "LineItemLevelFeeApportionmentDetail",
@@ -40,6 +42,8 @@ __all__ = [
     "MerchantDetail",
     "Money",
     "OrderLineItemKey",
+    "PaymentDetails",
+    "PaymentStatus",
     "PhysicalAddress",
     "Report",
     "ReportDocument",
@@ -398,6 +402,49 @@ class InvoiceDetailsByOrderLineItemsResponse(_ApiModel):
     """Answer of getInvoiceDetailsByOrderLineItems (not in request order)."""
 
     invoiceDetailsByOrderLineItems: ListOf[InvoiceDetailsOfOrderLineItem] = Field(default_factory=list)
+
+
+# --- Reconciliation API: invoice payment details ---------------------------------------------------
+
+
+class PaymentStatus(StrEnum):
+    """Known values of ``PaymentDetails.status`` (Amazon's words, spaces included)."""
+
+    CLOSED = "Closed"
+    PAST_DUE = "Past Due"
+    ISSUED = "Issued"
+    PAYMENT_PROCESSING = "Payment Processing"
+
+
+class PaymentDetails(_ApiModel):
+    """An invoice's payment status and due date.
+
+    ``status`` is kept as text (compare with ``PaymentStatus``) so that a value Amazon adds later does not make
+    the whole batch of 25 unreadable; ``dueDate`` is optional although the model requires it.
+    """
+
+    status: str = Field(min_length=1)
+    dueDate: OptUtcDatetime = None
+
+
+class InvoicePaymentDetailResult(_ApiModel):
+    """One invoice's answer: ``resultType`` SUCCESS with ``paymentDetails``, or ERROR with ``error``."""
+
+    invoiceId: str = Field(min_length=1)
+    resultType: str
+    paymentDetails: PaymentDetails | None = None
+    error: ErrorDetail | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """True for a SUCCESS result that carries its payment details."""
+        return self.resultType.upper() == "SUCCESS" and self.paymentDetails is not None
+
+
+class InvoicePaymentDetailsResponse(_ApiModel):
+    """Answer of getBatchInvoicePaymentDetails (one result per invoice asked about, in no promised order)."""
+
+    invoicePaymentDetailsResults: ListOf[InvoicePaymentDetailResult] = Field(default_factory=list)
 
 
 # --- Document (Reports) API ---------------------------------------------------------------------

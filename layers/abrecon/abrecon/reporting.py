@@ -13,7 +13,7 @@ import csv
 import html
 import io
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,14 @@ from typing import Protocol
 
 from abrecon.line_items import match_key
 from abrecon.models import InvoiceDetail, Money
+from abrecon.payment_status import (
+    AGING_BUCKETS,
+    STATUS_ERROR,
+    PaymentRecord,
+    RunPayments,
+    join_statuses,
+    status_text,
+)
 from abrecon.storage import InvoiceRecord, InvoiceState
 
 __all__ = [
@@ -140,6 +148,7 @@ class Document:
     s3_keys: tuple[str, ...]
     stored_earlier: bool
     check: str | None = None  # JP tax-qualified invoice check: None not checked, "" passed, else why it failed
+    payment: PaymentRecord | None = None  # Amazon's payment status and due date (invoices only)
 
     @property
     def kind(self) -> str:
@@ -226,6 +235,7 @@ class Report:
     checked: int = 0  # JP: invoices whose tax-qualified data was checked
     flags: tuple[Problem, ...] = ()  # JP: invoices that failed the checks, with why
     pdfs_requested: bool = True
+    payments: RunPayments | None = None  # None: the run asked no payment status (the columns are left out)
 
     @property
     def pending_lines(self) -> int:
@@ -393,6 +403,7 @@ def build_report(
     checked: int = 0,
     flags: Iterable[Mapping[str, str]] = (),
     pdfs_requested: bool = True,
+    payments: RunPayments | None = None,
 ) -> Report:
     """Join line items, invoice details and the ledger into the run's report.
 
@@ -410,6 +421,7 @@ def build_report(
         n: replace(
             _document(n, details.get(n), run_id, targets, records, requested_this_run, pdfs_requested),
             check=reasons.get(n, "") if checked else None,
+            payment=payments.records.get(n) if payments is not None else None,
         )
         for n in numbers
     }
@@ -488,6 +500,7 @@ def build_report(
         checked=checked,
         flags=flagged,
         pdfs_requested=pdfs_requested,
+        payments=payments,
     )
 
 
@@ -605,6 +618,8 @@ def _csv_header(report: Report) -> list[str]:
         "Document type(s)",
         "Document date(s)",
     ]
+    if report.payments is not None:
+        header += ["Payment status", "Due date"]
     if report.has_document_totals:
         header.append("Document total")
     for rate in report.tax_rates:
@@ -667,6 +682,7 @@ def render_csv(report: Report) -> bytes:
                 _safe_cell("; ".join(d.number for d in docs)),
                 "; ".join(d.kind for d in docs),
                 "; ".join(d.date.isoformat() if d.date else "" for d in docs),
+                *(map(_safe_cell, join_statuses([d.payment for d in docs])) if report.payments is not None else ()),
                 *_document_columns(report, line.currency, line.document_total, line.tax),
                 *([_safe_cell(_check_text(docs))] if report.checked else []),
                 line.status.value,
@@ -684,9 +700,12 @@ def render_csv(report: Report) -> bytes:
         if totals.difference is not None:
             note += f"; charged minus invoiced: {plain_amount(totals.difference, totals.currency)}"
         row = ["TOTAL", "", "", "", "", "", "", "", "", plain_amount(totals.net, totals.currency), totals.currency]
-        row += ["", "", "", *_document_columns(report, totals.currency, totals.document_total, totals.tax)]
+        row += ["", "", "", *[""] * 2 * (report.payments is not None)]
+        row += _document_columns(report, totals.currency, totals.document_total, totals.tax)
         row += [""] * bool(report.checked) + ["", note, ""]
         writer.writerow(row)
+    for currency, note in _aging_csv_notes(report):
+        writer.writerow(["AGING", *[""] * 9, currency, *[""] * (width - 13), note, ""])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -725,6 +744,9 @@ tfoot td { font-weight: 600; border-top: 2px solid var(--ink); }
 .NO_INVOICE_YET .status, .NOT_SHIPPED .status, .DEFERRED .status, .REQUESTED .status { color: var(--warn); }
 .FAILED .status, .flagged { color: var(--bad); }
 tr.FAILED { background: #ffebe9; }
+.pastdue { color: var(--bad); font-weight: 600; }
+section.pastdue-section { border-left: 4px solid var(--bad); padding: 0 12px 8px; margin: 16px 0; }
+section.pastdue-section.none { border-color: var(--ok); }
 ul.problems { margin: 0; padding-left: 20px; }
 footer { margin-top: 24px; color: var(--muted); font-size: 12px; }
 @media print {
@@ -843,7 +865,7 @@ def _lines_table(report: Report) -> str:
                 if d.s3_keys
                 else _e(d.number)
             )
-            + f'<div class="small nowrap">{_e(d.kind)}{_dated(d)}</div></div>'
+            + f'<div class="small nowrap">{_e(d.kind)}{_dated(d)}</div>{_payment_note(d)}</div>'
             for d in line.documents
         )
         cells = [
@@ -934,6 +956,7 @@ def render_html(report: Report) -> bytes:
 <p class="meta">{_e(window)} &middot; run {_e(report.run_id)} &middot; generated
 {_e(report.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"))}</p>
 </header>
+{_past_due_section(report)}
 <p class="outcome {report.outcome.value}">{_e(_outcome_text(report))}</p>
 {_glance(report)}
 <h2>Totals</h2>
@@ -1047,6 +1070,7 @@ def finance_message(report: Report, *, summary_key: str) -> str:
             )
     if not report.totals:
         lines.append("  none")
+    lines += _payment_lines(report)
     lines += ["", "Needs attention:"]
     if report.failures:
         lines.append(f"  Failed ({len(report.failures)}), someone should look:")
@@ -1079,3 +1103,134 @@ def finance_message(report: Report, *, summary_key: str) -> str:
         f"Run {report.run_id}; summary data: {_s3_uri(report.bucket, summary_key)}",
     ]
     return "\n".join(lines)
+
+
+# --- payment status and due dates (getBatchInvoicePaymentDetails) ------------------------------------------------
+
+
+def _aging_text(aging_amounts: Mapping[str, Decimal], currency: str, amount: Callable[..., str] = plain_amount) -> str:
+    return "; ".join(f"{bucket}: {amount(aging_amounts[bucket], currency)}" for bucket in AGING_BUCKETS)
+
+
+def _aging_csv_notes(report: Report) -> list[tuple[str, str]]:
+    """(currency, "Not yet due: ...; 1-30 days past due: ...") per currency, for the CSV's AGING rows."""
+    if report.payments is None:
+        return []
+    as_of = report.payments.today.isoformat()
+    return [
+        (a.currency, f"unpaid invoices as of {as_of}: {_aging_text(a.amounts, a.currency)}")
+        for a in report.payments.aging
+    ]
+
+
+def _payment_note(document: Document) -> str:
+    """The invoice's payment status and due date under its number in the HTML rows."""
+    record = document.payment
+    if record is None:
+        return ""
+    due = f", due {record.due_date.isoformat()}" if record.due_date else ""
+    css = "small pastdue" if record.is_past_due else "small"  # wraps: an ERROR's reason can be long
+    return f'<div class="{css}">{_e(status_text(record))}{_e(due)}</div>'
+
+
+def _past_due_section(report: Report) -> str:
+    """The page's first section: every invoice Amazon says is past due, oldest first, and the aging per currency."""
+    payments = report.payments
+    if payments is None:
+        return ""
+    overdue = payments.past_due
+    parts = []
+    if overdue.count:
+        totals = ", ".join(f"{format_amount(v, c)} {c}" for c, v in overdue.totals.items())
+        oldest = overdue.oldest_due_date
+        parts.append(
+            f"<p><b>{_e(_plural(overdue.count, 'invoice'))} past due</b>"
+            + (f", {_e(totals)}" if totals else "")
+            + (f"; the oldest was due {_e(oldest.isoformat())}" if oldest else "")
+            + ".</p>"
+        )
+        rows = []
+        for r in overdue.records:
+            days = r.days_past_due(payments.today)
+            rows.append(
+                f'<tr class="pastdue-row" id="pastdue-{_e(r.invoice_number)}"><td>{_e(r.invoice_number)}</td>'
+                f"<td>{_e(r.invoice_date.isoformat() if r.invoice_date else '')}</td>"
+                f'<td class="pastdue">{_e(r.due_date.isoformat() if r.due_date else "")}</td>'
+                f'<td class="num">{"" if days is None else days}</td>'
+                f'<td class="num">{_e(format_amount(r.amount, r.currency))} {_e(r.currency or "")}</td>'
+                f'<td class="small">{_e("this run" if r.run_id == report.run_id else "")}</td></tr>'
+            )
+        head = "<th>Invoice</th><th>Invoice date</th><th>Due date</th><th class=num>Days past due</th>"
+        head += "<th class=num>Amount</th><th></th>"
+        parts.append(
+            f'<table class="totals pastdue-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        )
+    else:
+        parts.append("<p>No invoice is past due.</p>")
+    errors = sum(1 for r in payments.records.values() if r.status == STATUS_ERROR)
+    if errors:
+        parts.append(
+            f"<p>Amazon could not give the payment status of {_e(_plural(errors, 'invoice'))} (the reason is in "
+            "their rows); the next run asks again.</p>"
+        )
+    if payments.failure:
+        parts.append(f"<p>Payment status was not checked completely: {_e(payments.failure)}</p>")
+    aging = payments.aging
+    if aging:
+        head = "<th>Currency</th>" + "".join(f"<th class=num>{_e(b)}</th>" for b in AGING_BUCKETS)
+        head += "<th class=num>Unpaid in all</th>"
+        rows = [
+            f"<tr><td>{_e(a.currency)}</td>"
+            + "".join(
+                f'<td class="num">{_e(format_amount(a.amounts[b], a.currency))}'
+                f'<div class="small">{_plural(a.counts[b], "invoice")}</div></td>'
+                for b in AGING_BUCKETS
+            )
+            + f'<td class="num">{_e(format_amount(a.total, a.currency))}</td></tr>'
+            for a in aging
+        ]
+        parts.append(
+            f"<p class=note>Unpaid invoices by days past their due date, as of {_e(payments.today.isoformat())}:</p>"
+            f'<table class="totals aging"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        )
+    css = "pastdue-section" if overdue.count else "pastdue-section none"
+    return f'<section class="{css}" id="past-due"><h2>Past due</h2>{"".join(parts)}</section>'
+
+
+def _payment_lines(report: Report) -> list[str]:
+    """The finance message's payment paragraph: how many invoices are past due, their total, the oldest due date."""
+    payments = report.payments
+    if payments is None:
+        return []
+    overdue = payments.past_due
+    if not overdue.count:
+        lines = ["", "Past due: none."]
+    else:
+        totals = ", ".join(f"{c} {format_amount(v, c)}" for c, v in overdue.totals.items()) or "amount unknown"
+        oldest = overdue.oldest_due_date
+        lines = [
+            "",
+            f"Past due: {_plural(overdue.count, 'invoice')}, {totals}"
+            + (f"; the oldest was due {oldest.isoformat()}" if oldest else "")
+            + ":",
+        ]
+        lines += _listed(
+            [
+                Problem(
+                    r.invoice_number,
+                    f"due {r.due_date.isoformat() if r.due_date else '?'}, "
+                    f"{r.currency or ''} {format_amount(r.amount, r.currency) or 'amount unknown'}".replace("  ", " "),
+                )
+                for r in overdue.records
+            ]
+        )
+    for a in payments.aging:
+        lines.append(f"  {a.currency} unpaid by days past due: {_aging_text(a.amounts, a.currency, format_amount)}")
+    errors = sum(1 for r in payments.records.values() if r.status == STATUS_ERROR)
+    if errors:
+        lines.append(
+            f"  Payment status unavailable for {_plural(errors, 'invoice')} (see the report); asked again next run"
+        )
+    if payments.failure:
+        lines.append(f"  Payment status was not checked completely: {payments.failure}")
+    return lines

@@ -15,7 +15,7 @@ from abrecon.errors import ConfigurationError
 # published 0.0167 is rounded up, and pacing at it would run 0.2% fast and drift into 429s over a long backfill.
 DEFAULT_RATE_LIMITS = (
     "getTransactions=0.5/10,getInvoiceDetailsByOrderLineItems=2/10,createReport=0.016666/15,"
-    "getReport=2/15,getReportDocument=0.016666/15"
+    "getReport=2/15,getReportDocument=0.016666/15,getBatchInvoicePaymentDetails=2/10"
 )
 
 
@@ -40,6 +40,8 @@ class Settings(BaseModel):
     # Only the start-run function (the schedule's entry point) starts executions.
     state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN", min_length=1)
     lookback_days: int = Field(default=3, alias="LOOKBACK_DAYS", ge=1, le=90)
+    # Invoices not yet Closed are asked about again on every run until they are this old (by invoice date).
+    payment_lookback_days: int = Field(default=120, alias="PAYMENT_LOOKBACK_DAYS", ge=1, le=3650)
     http_timeout_seconds: float = Field(default=30.0, alias="HTTP_TIMEOUT_SECONDS", gt=0, le=120)
     max_document_bytes: int = Field(default=50 * 1024 * 1024, alias="MAX_DOCUMENT_BYTES", gt=0)
     # fetch-transactions hands the rest of a large window to its next invocation after this long (Lambda: 15 min).

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from abrecon import line_items, reporting
+from abrecon import line_items, payment_status, reporting
 from abrecon.errors import BadRequestError, DocumentUrlExpiredError
 from abrecon.invoices import fetch_invoice_details
 from abrecon.jp_checks import InvoiceChecks, check_invoices
@@ -98,6 +98,8 @@ class RunContext(StepModel):
     pdfs_requested: bool = Field(default=True, alias="pdfsRequested")
     checked: int = 0  # invoices whose JP tax-qualified data was checked (runs/<runId>/checks.json)
     flagged: int = 0  # of those, the ones that do not add up
+    # Check payment status's progress (payments.PaymentsProgress), or the {Error, Cause} its Catch put there.
+    payments: dict[str, Any] | None = None
 
     def metrics(self) -> dict[str, float]:
         """Line items fetched, and reports to ask for once the invoices are known."""
@@ -265,6 +267,14 @@ class RunSummary(StepModel):
     # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, NOT_SHIPPED, DEFERRED,
     # FAILED, REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
     line_item_states: dict[str, int] = Field(default_factory=dict, alias="lineItemStates")
+    # Payment status (payment_status.RunPayments): invoices Amazon says are past due, their total in
+    # pastDueCurrency (the currency most of them are in; pastDueTotals has every currency), and invoices by status.
+    past_due: int = Field(default=0, alias="pastDue")
+    past_due_amount: str = Field(default="0", alias="pastDueAmount")
+    past_due_currency: str | None = Field(default=None, alias="pastDueCurrency")
+    past_due_totals: dict[str, str] = Field(default_factory=dict, alias="pastDueTotals")
+    oldest_due_date: str | None = Field(default=None, alias="oldestDueDate")
+    payment_status: dict[str, int] = Field(default_factory=dict, alias="paymentStatus")
 
     @field_validator("totals")
     @classmethod
@@ -292,6 +302,7 @@ class Notification(StepModel):
             "RunLineItemsPending": float(s.pending),
             "RunDocumentsStored": float(s.documents_stored),
             "RunInvoicesFlagged": float(s.flagged),
+            "RunInvoicesPastDue": float(s.past_due),
         }
 
 
@@ -787,9 +798,13 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         flagged=run.flagged,
         flags=_summary_flags(run, rt),
     )
-    report = _write_report(run, rt, rows, matches, [t.invoice_number for t in targets], todo, records, summary)
+    payments = _run_payments(run, rt, matches)
+    report = _write_report(
+        run, rt, rows, matches, [t.invoice_number for t in targets], todo, records, summary, payments
+    )
     summary = summary.model_copy(
         update={
+            **(_payment_figures(payments) if payments is not None else {}),
             "report_key": report.csv_key,
             "report_html_key": report.html_key,
             "outcome": report.outcome.value,
@@ -802,6 +817,31 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         message=reporting.finance_message(report, summary_key=summary_key),
         summary=summary.counts_only(),
     )
+
+
+def _run_payments(run: RunContext, rt: Runtime, matches: dict[str, list[str]]) -> payment_status.RunPayments | None:
+    """The payment entries of the run's invoices and of the earlier unpaid ones it asked about; None if not asked."""
+    progress = run.payments
+    if progress is None:
+        return None
+    failed = f"{progress.get('Error')}: {progress.get('Cause', '')}" if "Error" in progress else None
+    return payment_status.run_payments(
+        rt.store, rt.ledger, progress, (n for numbers in matches.values() for n in numbers), readable_reason(failed)
+    )
+
+
+def _payment_figures(payments: payment_status.RunPayments) -> dict[str, Any]:
+    overdue = payments.past_due
+    currency = overdue.main_currency
+    oldest = overdue.oldest_due_date
+    return {
+        "past_due": overdue.count,
+        "past_due_amount": format(overdue.totals.get(currency or "", Decimal(0)), "f"),
+        "past_due_currency": currency,
+        "past_due_totals": {c: str(v) for c, v in overdue.totals.items()},
+        "oldest_due_date": oldest.isoformat() if oldest else None,
+        "payment_status": payments.status_counts(),
+    }
 
 
 def _summary_flags(run: RunContext, rt: Runtime) -> list[dict[str, str]]:
@@ -828,6 +868,7 @@ def _write_report(
     requested_this_run: set[str],
     records: dict[str, InvoiceRecord],
     summary: RunSummary,
+    payments: payment_status.RunPayments | None = None,
 ) -> reporting.Report:
     """Build the run's reconciliation report and store it as CSV and HTML next to the summary."""
     flags: list[dict[str, str]] = (
@@ -852,6 +893,7 @@ def _write_report(
         checked=summary.checked,
         flags=flags,
         pdfs_requested=summary.pdfs_requested,
+        payments=payments,
     )
     rt.store.put_bytes(report.csv_key, reporting.render_csv(report), "text/csv; charset=utf-8")
     rt.store.put_bytes(report.html_key, reporting.render_html(report), "text/html; charset=utf-8")

@@ -260,6 +260,19 @@ class Ledger:
             found[record.invoice_number] = record
         return found
 
+    def get_items(self, pks: Iterable[str]) -> list[dict[str, Any]]:
+        """Raw entries of any kind by key, read in batches of 100 (keys without an entry are left out)."""
+        return self._batch_get(sorted(set(pks)))
+
+    def put_items(self, items: Iterable[dict[str, Any]]) -> None:
+        """Write whole entries (each with its pk), replacing what was there, in batches."""
+        try:
+            with self._table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
+                for item in items:
+                    batch.put_item(Item={k: _ddb(v) for k, v in item.items()})
+        except ClientError as exc:
+            raise StorageError(f"could not write ledger entries: {exc}") from exc
+
     def _batch_get(self, keys: list[str]) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
@@ -321,7 +334,8 @@ class Ledger:
         return InvoiceRecord.model_validate(merged)
 
     def open_items(self, kind: str) -> list[dict[str, Any]]:
-        """Every pending line item ("LINE") or deferred invoice ("INVOICE"), from the sparse index."""
+        """Every pending line item ("LINE"), deferred invoice ("INVOICE") or unpaid invoice ("PAYMENT"), from the
+        sparse index."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"IndexName": OPEN_INDEX, "KeyConditionExpression": Key("openKind").eq(kind)}
         while True:

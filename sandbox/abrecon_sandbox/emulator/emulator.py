@@ -72,6 +72,7 @@ class Emulator:
         self._credentials = Credentials.for_seed(self.config.seed)
         self.limiter = RateLimiter(speed=self.config.speed)
         self.state = ServerState(self.config, self.dataset, self.pdfs, self._credentials, self.limiter)
+        self.payments = self.state.payments  # what getBatchInvoicePaymentDetails answers for each invoice
         self.app = create_app(self.state)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

@@ -60,7 +60,14 @@ DOCUMENT_FAULTS = (
 RECOVERABLE_DOCUMENT_FAULTS = frozenset({"mislabelled-compression", "content-encoding-gzip", "path-traversal"})
 
 API_OPERATIONS = frozenset(
-    {"getTransactions", "getInvoiceDetailsByOrderLineItems", "createReport", "getReport", "getReportDocument"}
+    {
+        "getTransactions",
+        "getInvoiceDetailsByOrderLineItems",
+        "createReport",
+        "getReport",
+        "getReportDocument",
+        "getBatchInvoicePaymentDetails",
+    }
 )
 
 # missing-fields never drops these: the brief's identifiers plus what no answer can be used without.
@@ -83,6 +90,9 @@ PROTECTED_FIELDS = frozenset(
         "invoiceDetailsByOrderLineItems",
         "orderLineItem",
         "invoiceDetails",
+        "invoicePaymentDetailsResults",
+        "invoiceId",
+        "resultType",
     }
 )
 # Fields Amazon's JP example sends as null: missing-fields sometimes nulls them instead of dropping.

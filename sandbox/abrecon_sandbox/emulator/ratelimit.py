@@ -24,6 +24,7 @@ PUBLISHED_PLANS: dict[str, UsagePlan] = {
     "createReport": UsagePlan(1 / 60, 15, "0.0167"),
     "getReport": UsagePlan(2.0, 15, "2.0"),
     "getReportDocument": UsagePlan(1 / 60, 15, "0.0167"),
+    "getBatchInvoicePaymentDetails": UsagePlan(2.0, 10, "2.0"),
 }
 
 

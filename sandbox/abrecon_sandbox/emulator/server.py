@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from .config import EmulatorConfig
 from .dataset import Dataset, Document, Json, iso_millis
 from .faults import API_OPERATIONS, FaultInjector
+from .payments import PaymentBook
 from .pdfs import PdfCache, pack_broken, pack_report, zip_bomb
 from .ratelimit import RateLimiter
 
@@ -43,6 +44,8 @@ LWA_PATH = "/auth/o2/token"
 REPORT_TYPE = "GET_AB_INVOICE_PDF"
 PAGE_SIZE = 10
 MAX_LINE_ITEMS = 25
+MAX_PAYMENT_INVOICES = 25  # GetBatchInvoicePaymentDetailsRequest.invoiceIds: 1 to 25 ids of 1 to 255 characters
+MAX_INVOICE_ID_LENGTH = 255
 TOKEN_LIFETIME_S = 3600.0
 URL_LIFETIME_S = 300.0
 DOCUMENT_TYPES = ("Invoice", "Credits")
@@ -159,12 +162,14 @@ class ServerState:
     url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     faults: FaultInjector | None = None
     rng: random.Random = field(init=False)
+    payments: PaymentBook = field(init=False)
     report_counter: int = 0
     # Every transaction line item getTransactions answered with: (monotonic time, its identity).
     served: list[tuple[float, tuple[str, str, str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"abrecon-emulator/server/{self.config.seed}")  # noqa: S311 - not security
+        self.payments = PaymentBook(self.config.seed, self.dataset.documents, self.config.window_end)
         if self.faults is None:
             config = self.config
             self.faults = FaultInjector(config.faults, config.seed, self.dataset.invoice_numbers(), config.speed)
@@ -494,6 +499,28 @@ def create_app(state: ServerState) -> Flask:
         ]:
             answer.append(answer.pop(0))  # never in request order
         return _json({"invoiceDetailsByOrderLineItems": answer})
+
+    @app.post(f"{API_VERSION_RECON}/invoices/batch/paymentDetails")
+    def get_payment_details() -> Response:
+        refused = guard("getBatchInvoicePaymentDetails")
+        if refused is not None:
+            return refused
+        payload = request.get_json(force=True, silent=True)
+        ids = payload.get("invoiceIds") if isinstance(payload, dict) else None
+        problem = None
+        if not isinstance(ids, list) or not ids:
+            problem = "The invoiceIds array must contain at least one invoice ID."
+        elif len(ids) > MAX_PAYMENT_INVOICES:
+            problem = f"The invoiceIds array must contain at most {MAX_PAYMENT_INVOICES} invoice IDs; got {len(ids)}."
+        elif not all(isinstance(i, str) and 1 <= len(i) <= MAX_INVOICE_ID_LENGTH for i in ids):
+            problem = f"Each invoice ID must be a string of 1 to {MAX_INVOICE_ID_LENGTH} characters."
+        if problem is not None or not isinstance(ids, list):
+            return _error(400, "INVALID_REQUEST_PARAMETER", "The request contains invalid parameters.", problem)
+        now = datetime.now(UTC)
+        results = [state.payments.result(str(i), now) for i in dict.fromkeys(ids)]
+        with state.lock:
+            state.rng.shuffle(results)  # the model promises no order
+        return _json({"invoicePaymentDetailsResults": results})
 
     # ----- Document (Reports) API ------------------------------------------------------
 
