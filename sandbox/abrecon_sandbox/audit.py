@@ -28,7 +28,19 @@ def _json(s3: Any, bucket: str, key: str) -> Any:
 
 
 def _triple(row: Mapping[str, Any]) -> str:
-    return f"{row['orderId']}|{row['orderLineItemId']}|{row['shipmentId']}"
+    """The run's matches key; a line item Amazon listed without a shipment has "" for it."""
+    return f"{row['orderId']}|{row['orderLineItemId']}|{row.get('shipmentId') or ''}"
+
+
+def _ledger_pk(row: Mapping[str, Any]) -> str:
+    """The line item's ledger key: the triple, or order and line item while Amazon lists no shipment."""
+    if not row.get("shipmentId"):
+        return f"LINE#{row['orderId']}|{row['orderLineItemId']}"
+    return f"LINE#{_triple(row)}"
+
+
+def _identity(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    return (row["transactionId"], row["orderId"], row["orderLineItemId"], row.get("shipmentId") or "")
 
 
 def account_line_items(
@@ -38,8 +50,13 @@ def account_line_items(
     run_id: str,
     run_summary: Mapping[str, Any],
     finance_message: Mapping[str, Any] | None,
+    served: set[tuple[str, str, str, str]] | None = None,
 ) -> dict[str, Any]:
     """Every line item of the run in one explained state, judged from S3 and the ledger.
+
+    ``served``: every transaction line item Amazon (the emulator) listed to the run, as (transactionId, orderId,
+    orderLineItemId, shipmentId or ""): each must be a row of the run's list, or it is LOST. Without it (another
+    endpoint) only the run's own rows can be judged.
 
     STORED: its documents' report target is STORED in the ledger and every one of its PDFs is in the bucket.
     PENDING: Amazon has no invoice for it yet, and the ledger keeps it open for the next run. DEFERRED: the
@@ -116,8 +133,11 @@ def account_line_items(
     open_lines = {item["pk"] for item in _query_open(table, "LINE")}
     states: Counter[str] = Counter()
     lost: list[str] = []
+    # What Amazon listed and the run kept no row for is lost whatever the run's own counts say.
+    missing = sorted((served or set()) - {_identity(row) for row in rows})
+    lost += [f"{'|'.join(m)}: Amazon listed it, the run kept no row" for m in missing[:MAX_LOST_LISTED]]
     for row in rows:
-        pk = f"LINE#{_triple(row)}"
+        pk = _ledger_pk(row)
         numbers = matches.get(_triple(row), [])
         if not numbers:
             state, why = ("PENDING", "") if pk in open_lines else ("LOST", f"{pk}: no invoice and not kept open")
@@ -128,12 +148,15 @@ def account_line_items(
         if state == "LOST" and len(lost) < MAX_LOST_LISTED:
             lost.append(why)
     # The same transaction's line item twice in the run's list would be counted twice in the report.
-    duplicated_rows = len(rows) - len({(row["transactionId"], _triple(row)) for row in rows})
+    duplicated_rows = len(rows) - len({_identity(row) for row in rows})
     accounted = sum(n for s, n in states.items() if s != "LOST")
+    if missing:
+        states["LOST"] += len(missing)
     return {
-        "lineItems": len(rows),
+        "lineItems": len(rows) + len(missing),
+        "served": None if served is None else len(served),
         "accountedFor": accounted,
-        "lost": len(rows) - accounted,
+        "lost": len(rows) + len(missing) - accounted,
         "lineItemStates": dict(sorted(states.items())),
         "lostItems": lost,
         "duplicatedLineItems": duplicated_rows,

@@ -216,6 +216,8 @@ def rerun_sandbox(run: SandboxRun, out: TextIO = sys.stdout, options: SandboxOpt
         run.emulator.state.injector.record("token-revoked", revoked)
     if run.emulator is not None and options.faults == "aged-reports":
         run.emulator.age_reports()  # the first run's reportIds are past Amazon's 30/90 days by the re-run
+    if run.emulator is not None:
+        run.emulator.ship_unshipped()  # what had not shipped for the first run has shipped by the next one
     run.summary = _run_once(options, run.emulator, run.aws, out)
     return 0 if run.summary["status"] == "SUCCEEDED" and run.summary["audit"]["passed"] else 1
 
@@ -326,7 +328,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     }
     if status != "SUCCEEDED":
         summary["error"] = {"error": description.get("error"), "cause": description.get("cause")}
-    summary.update(_audit(options, emulator, aws, name, run_summary, summary))
+    served = emulator.served_line_items(since=clock) if emulator else None
+    summary.update(_audit(options, emulator, aws, name, run_summary, summary, served))
     _print_summary(summary, out)
     if options.export_dir and summary["reportKey"]:
         summary["exported"] = export_run(aws, summary, options.export_dir, out)
@@ -417,9 +420,11 @@ def _audit(
     run_id: str,
     run_summary: dict[str, Any],
     summary: dict[str, Any],
+    served: set[tuple[str, str, str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The run checked from the outside (audit.py): every line item accounted for, no duplicate, every object
-    under the stack's key, no secret in a log line, nothing on disk. `audit.passed` is False with the problems."""
+    """The run checked from the outside (audit.py): every line item Amazon listed accounted for, no duplicate,
+    every object under the stack's key, no secret in a log line, nothing on disk. `audit.passed` is False with
+    the problems."""
     assert aws.stack is not None and aws.pool is not None
     stack = aws.stack
     bucket = stack.output("DocumentBucket")
@@ -427,13 +432,14 @@ def _audit(
     found: dict[str, Any] = {"faults": options.faults}
     if run_summary:  # the execution succeeded: the run's lists are in the bucket
         accounting = audit.account_line_items(
-            aws, bucket, stack.output("LedgerTable"), run_id, run_summary, summary["financeMessage"]
+            aws, bucket, stack.output("LedgerTable"), run_id, run_summary, summary["financeMessage"], served
         )
         found.update(
             accountedFor=accounting["accountedFor"],
             lost=accounting["lost"],
             lineItemStates=accounting["lineItemStates"],
             lostItems=accounting["lostItems"],
+            served=accounting["served"],
         )
         if accounting["lost"]:
             problems.append(f"{accounting['lost']} line items lost: {accounting['lostItems']}")

@@ -39,7 +39,7 @@ from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
 from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox
 
 CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash", "lost-report-answers",
-               "dynamodb-5xx")  # fmt: skip
+               "dynamodb-5xx", "missing-shipment-ids")  # fmt: skip
 # Profiles whose every token exchange fails: no run can read anything, so the run must fail loudly instead.
 RUN_FAILS = {"invalid-grant"}
 # The first run is stopped mid-way (StopExecution): only the re-run is checked as a whole run.

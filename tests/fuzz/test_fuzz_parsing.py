@@ -226,7 +226,7 @@ class _Tokens:
     def access_token(self) -> str:
         return "Atza|TOKEN"
 
-    def invalidate(self) -> None:
+    def invalidate(self, refused: str | None = None) -> None:
         self.invalidations += 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import time
 import zipfile
 import zlib
@@ -89,7 +90,7 @@ def test_profiles_are_listed_and_validated() -> None:
         "none", "throttle-storm", "server-errors", "connection-resets", "slow", "fatal-reports",
         "cancelled-reports", "stuck-reports", "expired-urls", "bad-documents", "malformed-json",
         "missing-fields", "token-revoked", "invalid-grant", "lost-report-answers", "lost-report-answers-unlabelled",
-        "aged-reports", "chaos",
+        "aged-reports", "missing-shipment-ids", "repeated-transactions", "token-expiry-403", "chaos",
     }  # fmt: skip
     assert all(text and "\n" not in text for text in FAULT_PROFILES.values())
     assert EmulatorConfig().faults == "none"
@@ -235,6 +236,73 @@ def test_token_revoked_mid_run() -> None:
         api.headers = {"x-amz-access-token": api.token()}
         assert {api.report("1").status_code for _ in range(30)} == {400}
         assert emulator.stats()["faultsInjected"] == {"token-revoked": 1}
+
+
+def test_token_expiry_403_refuses_every_token_after_a_few_calls() -> None:
+    with emulator_for("token-expiry-403") as emulator:
+        api = Api(emulator)
+        answers = [api.report("1") for _ in range(14)]
+        statuses = [a.status_code for a in answers]
+        first_403 = statuses.index(403)
+        assert 1 <= first_403 <= 3 and set(statuses[:first_403]) == {400} and set(statuses[first_403:]) == {403}
+        assert answers[first_403].json()["errors"][0]["details"] == "Expired Token"
+        api.headers = {"x-amz-access-token": api.token()}  # a fresh token works for a few calls again
+        assert api.report("1").status_code == 400
+        assert emulator.stats()["faultsInjected"] == {"token-expired-403": 14 - first_403}
+
+
+def _all_pages(api: Api) -> list[list[dict[str, Any]]]:
+    pages = [api.transactions(**DATES).json()]
+    while token := pages[-1].get("nextPageToken"):
+        pages.append(api.transactions(nextPageToken=token).json())
+    return [page["transactions"] for page in pages]
+
+
+def test_repeated_transactions_start_a_page_with_the_previous_pages_last_ones() -> None:
+    with emulator_for("repeated-transactions", orders=10) as emulator:
+        pages = _all_pages(Api(emulator))
+        listed = [t["transactionId"] for page in pages for t in page]
+        window = emulator.dataset.transactions_between(emulator.config.window_start, emulator.config.window_end)
+        assert set(listed) == {t["transactionId"] for t in window}, "nothing skipped"
+        assert len(listed) - len(set(listed)) == emulator.stats()["faultsInjected"]["repeated-transactions"] > 0
+        assert max(len(page) for page in pages) == 4
+        for previous, page in itertools.pairwise(pages):
+            repeated = [t for t in page if t in previous]
+            assert repeated == previous[len(previous) - len(repeated) :] == page[: len(repeated)]
+
+
+def test_missing_shipment_ids_until_the_shipments_ship() -> None:
+    with emulator_for("missing-shipment-ids", orders=10) as emulator:
+        api = Api(emulator)
+        before = [t for page in _all_pages(api) for t in page]
+        unshipped = {
+            (t["transactionId"], line["orderLineItemId"])
+            for t in before
+            for line in t["transactionLineItems"]
+            if "shipmentId" not in line
+        }
+        assert len(unshipped) == emulator.dataset.unshipped_line_items() > 0
+        assert emulator.stats()["faultsInjected"] == {"shipment-id-missing": len(unshipped)}
+        held = {n for n, d in emulator.dataset.documents.items() if d.kind == "STANDARD"} - emulator.invoice_numbers()
+        assert held, "no invoice exists for a shipment that has not shipped"
+        assert all(emulator.dataset.report_documents(n, None) == [] for n in held)
+        assert all(
+            "shipmentDate" not in line for t in before for line in t["transactionLineItems"] if "shipmentId" not in line
+        )
+
+        assert emulator.ship_unshipped() == len(unshipped)
+        after = {t["transactionId"]: t for page in _all_pages(api) for t in page}
+        assert set(after) == {t["transactionId"] for t in before}, "the same transactions, now with the shipment"
+        shipped = [
+            (line["orderId"], line["orderLineItemId"], line["shipmentId"])
+            for tx, line_id in unshipped
+            for line in after[tx]["transactionLineItems"]
+            if line["orderLineItemId"] == line_id
+        ]
+        assert len(shipped) == len(unshipped)
+        answer = api.invoice_details(shipped[:25]).json()["invoiceDetailsByOrderLineItems"]
+        assert {d["invoiceNumber"] for a in answer for d in a["invoiceDetails"]} <= held
+        assert held <= emulator.invoice_numbers()
 
 
 def test_invalid_grant_on_every_exchange() -> None:

@@ -46,7 +46,7 @@ class _Tokens:
     def access_token(self) -> str:
         return "Atza|TOKEN"
 
-    def invalidate(self) -> None:
+    def invalidate(self, refused: str | None = None) -> None:
         pass
 
 

@@ -119,6 +119,20 @@ def test_invalidate_forces_a_new_token(http: FakeHttp) -> None:
     assert provider.access_token() == "Atza|TWO"
 
 
+def test_invalidate_of_a_refused_token_keeps_a_newer_one(http: FakeHttp) -> None:
+    # Two threads of one warm worker: the second to see its 403 must not drop the token the first just fetched.
+    http.queue(token_reply("Atza|ONE"), token_reply("Atza|TWO"), token_reply("Atza|THREE"))
+    provider = make(http)
+    assert provider.access_token() == "Atza|ONE"
+    provider.invalidate("Atza|ONE")
+    assert provider.access_token() == "Atza|TWO"
+    provider.invalidate("Atza|ONE")  # late news about the old token
+    assert provider.access_token() == "Atza|TWO"
+    provider.invalidate("Atza|TWO")
+    assert provider.access_token() == "Atza|THREE"
+    assert len(http.seen) == 3
+
+
 def test_default_loader_uses_powertools_get_secret(http: FakeHttp, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, ...]] = []
 

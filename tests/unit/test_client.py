@@ -389,7 +389,6 @@ def test_non_json_success_is_server_error(client: AmazonBusinessClient, http: Fa
         (413, BadRequestError),
         (415, BadRequestError),
         (404, NotFoundError),
-        (403, AuthError),
         (409, BadRequestError),
     ],
 )
@@ -448,7 +447,32 @@ def test_401_twice_is_auth_error(client: AmazonBusinessClient, http: FakeHttp, t
     with pytest.raises(AuthError) as caught:
         client.get_report("R")
     assert caught.value.status == 401
-    assert len(http.seen) == 2 and tokens.invalidations == 1
+    assert "authorization was likely revoked" in caught.value.message
+    # The second refused token is dropped too: a warm worker's next call exchanges a new one.
+    assert len(http.seen) == 2 and tokens.invalidations == 2
+
+
+def test_403_expired_token_refreshes_once(client: AmazonBusinessClient, http: FakeHttp, tokens: StubTokens) -> None:
+    # Amazon's models document 403 for "Access Denied, Unauthorized, Expired Token, or Invalid Signature".
+    http.queue(Reply(403, json_body=errors("Unauthorized", "Expired Token")), Reply(202, json_body={"reportId": "R"}))
+    assert client.create_report("X", ["M"]) == "R"
+    assert tokens.invalidations == 1
+    assert [s.headers["x-amz-access-token"] for s in http.seen] == ["Atza|tok-1", "Atza|tok-2"]
+
+
+def test_403_twice_names_the_missing_role(client: AmazonBusinessClient, http: FakeHttp, tokens: StubTokens) -> None:
+    http.queue(*[Reply(403, json_body=errors("Unauthorized", "Access to requested resource is denied."))] * 2)
+    with pytest.raises(AuthError) as caught:
+        client.get_report("R")
+    err = caught.value
+    assert err.status == 403
+    assert "not an expired token" in err.message and "Business Purchase Reconciliation" in err.message
+    assert err.message.startswith("Access to requested resource is denied.")
+    assert len(http.seen) == 2 and tokens.invalidations == 2
+    # The refused token is never sent again: the next call carries a new one.
+    http.queue(Reply(200, json_body={"reportId": "R", "processingStatus": "DONE"}))
+    client.get_report("R")
+    assert http.seen[-1].headers["x-amz-access-token"] == "Atza|tok-3"
 
 
 def test_401_retry_is_outside_the_retry_budget(http: FakeHttp, tokens: StubTokens, sleeps: Sleeps) -> None:

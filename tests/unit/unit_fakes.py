@@ -148,7 +148,9 @@ class StubTokens:
     def access_token(self) -> str:
         return f"Atza|tok-{self.generation}"
 
-    def invalidate(self) -> None:
+    def invalidate(self, refused: str | None = None) -> None:
+        if refused is not None and refused != self.access_token():
+            return  # another caller has a fresh one already
         self.invalidations += 1
         self.generation += 1
 

@@ -117,9 +117,15 @@ class LwaTokenProvider:
             self._refresh_at = now + expires_in - margin
             return token
 
-    def invalidate(self) -> None:
-        """Drop the cached access token (after the API answered 401)."""
+    def invalidate(self, refused: str | None = None) -> None:
+        """Drop the cached access token (after the API answered 401 or 403).
+
+        With ``refused``, only if the cache still holds that token: a token another thread has fetched
+        meanwhile stays. Either way the refused token is never handed out again.
+        """
         with self._lock:
+            if refused is not None and refused != self._token:
+                return
             self._token = None
             self._refresh_at = 0.0
 

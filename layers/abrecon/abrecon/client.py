@@ -86,6 +86,7 @@ MAX_INVOICE_ID_LENGTH = 255
 
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BAD_REQUEST_STATUSES = frozenset({400, 413, 415})
+_AUTH_STATUSES = frozenset({401, 403})
 _USER_AGENT = "abrecon/0.1 (Language=Python)"
 _DOWNLOAD_CHUNK = 64 * 1024
 
@@ -101,8 +102,8 @@ class TokenSource(Protocol):
         """A valid access token."""
         ...
 
-    def invalidate(self) -> None:
-        """Forget the cached token."""
+    def invalidate(self, refused: str | None = None) -> None:
+        """Forget the cached token (only if it is still ``refused``, when given)."""
         ...
 
 
@@ -114,9 +115,9 @@ class AmazonBusinessClient:
     """Calls the Amazon Business APIs with retries, token refresh and error mapping.
 
     Every call carries ``x-amz-access-token`` and a timeout. 429/5xx/connection errors are retried
-    per ``retry`` (full jitter, Retry-After honoured); a 401 invalidates the token and is retried
-    once. Errors surface as ``abrecon.errors`` classes. ``api_calls`` counts HTTP requests sent per
-    operation name, retries included.
+    per ``retry`` (full jitter, Retry-After honoured); a 401 or 403 invalidates the token and is
+    retried once with a fresh one, a second one is AuthError. Errors surface as ``abrecon.errors``
+    classes. ``api_calls`` counts HTTP requests sent per operation name, retries included.
     """
 
     def __init__(
@@ -405,8 +406,9 @@ class AmazonBusinessClient:
         token_refreshed = False
         while True:
             attempt += 1
+            token = self._tokens.access_token()
             headers = {
-                "x-amz-access-token": self._tokens.access_token(),
+                "x-amz-access-token": token,
                 "Accept": "application/json",
                 "User-Agent": _USER_AGENT,
             }
@@ -436,11 +438,14 @@ class AmazonBusinessClient:
             status = resp.status_code
             if status in ok:
                 return _decode_json(operation, resp)
-            if status == 401 and not token_refreshed:
-                # The token may have been revoked or expired early: one more try with a fresh one,
-                # outside the retry budget.
-                logger.warning("%s answered 401; retrying once with a fresh access token", operation)
-                self._tokens.invalidate()
+            if status in _AUTH_STATUSES:
+                # Never reuse a token Amazon refused: a warm worker would carry it into its next invocation.
+                self._tokens.invalidate(token)
+                if token_refreshed:
+                    raise _auth_error(operation, resp)
+                # Revoked, or expired before its declared lifetime (Amazon answers that 403 as well as 401):
+                # one more try with a fresh token, outside the retry budget.
+                logger.warning("%s answered %d; retrying once with a fresh access token", operation, status)
                 token_refreshed = True
                 attempt -= 1
                 continue
@@ -565,6 +570,23 @@ def _error_body(resp: requests.Response) -> tuple[str | None, str]:
                 return None, data[key]
     text = resp.text.strip() if resp.content else ""
     return None, (" ".join(text.split())[:200] or resp.reason or "")
+
+
+def _auth_error(operation: str, resp: requests.Response) -> AuthError:
+    """A 401/403 that a fresh access token did not cure, saying what it most likely is."""
+    status = resp.status_code
+    code, message = _error_body(resp)
+    if status == 403:
+        likely = (
+            "refused again with a freshly exchanged access token, so not an expired token: the application "
+            "likely lacks the 'Business Purchase Reconciliation' role, or the account has not authorized it"
+        )
+    else:
+        likely = (
+            "refused again with a freshly exchanged access token: the application's authorization was likely "
+            "revoked, or the refresh token belongs to another region's endpoint"
+        )
+    return AuthError(operation, status, code, f"{message} ({likely})" if message else likely)
 
 
 def _api_error(operation: str, resp: requests.Response, retry_after: float | None = None) -> ApiError:

@@ -21,6 +21,7 @@ from pydantic import Field
 from abrecon.budget import LAMBDA_MAXIMUM_SECONDS
 from abrecon.client import MAX_INVOICES_PER_PAYMENT_CALL
 from abrecon.errors import ApiError
+from abrecon.line_items import match_key
 from abrecon.models import ErrorDetail, InvoiceDetail, InvoicePaymentDetailResult
 from abrecon.payment_status import (
     STATUS_ERROR,
@@ -31,7 +32,7 @@ from abrecon.payment_status import (
     write_payments,
 )
 from abrecon.runtime import Runtime, seconds_left
-from abrecon.steps import LineItemRow, RunContext, StepModel, _is_credit_memo, _read_details, _run_key, _triple
+from abrecon.steps import LineItemRow, RunContext, StepModel, _is_credit_memo, _read_details, _run_key
 
 logger = Logger(child=True)
 
@@ -149,7 +150,7 @@ def _charges(
     for row in rows:
         if row.amount is None or row.amount <= 0:  # refunds have credit memos, not payment terms
             continue
-        own = [n for n in matches.get(_triple(row.key), []) if n in invoices]
+        own = [n for n in matches.get(match_key(row), []) if n in invoices]  # shipment-less rows too
         if own:
             charged[own[0]] = charged.get(own[0], Decimal(0)) + row.amount
             if row.currency:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from abrecon.line_items import match_key
 from abrecon.models import InvoiceDetail, Money
 from abrecon.payment_status import (
     AGING_BUCKETS,
@@ -68,7 +69,7 @@ class LineItemLike(Protocol):
     transaction_date: str | None
     order_id: str
     order_line_item_id: str
-    shipment_id: str
+    shipment_id: str | None
     asin: str | None
     title: str | None
     quantity: int | None
@@ -82,6 +83,7 @@ class Status(StrEnum):
     STORED = "STORED"
     NOT_REQUESTED = "NOT_REQUESTED"  # the stack asks for no PDFs (RequestPdfs false): invoice data only
     NO_INVOICE_YET = "NO_INVOICE_YET"
+    NOT_SHIPPED = "NOT_SHIPPED"  # Amazon lists the line item without a shipment: no invoice can exist yet
     REQUESTED = "REQUESTED"
     DEFERRED = "DEFERRED"
     FAILED = "FAILED"
@@ -93,6 +95,7 @@ class Status(StrEnum):
             Status.STORED: "Stored",
             Status.NOT_REQUESTED: "PDF not requested",
             Status.NO_INVOICE_YET: "No invoice yet",
+            Status.NOT_SHIPPED: "Not shipped yet",
             Status.REQUESTED: "Not stored yet",
             Status.DEFERRED: "Deferred",
             Status.FAILED: "Failed",
@@ -103,6 +106,7 @@ _SEVERITY = {
     Status.STORED: 0,
     Status.NOT_REQUESTED: 0,
     Status.NO_INVOICE_YET: 1,
+    Status.NOT_SHIPPED: 1,
     Status.REQUESTED: 2,
     Status.DEFERRED: 3,
     Status.FAILED: 4,
@@ -235,8 +239,13 @@ class Report:
 
     @property
     def pending_lines(self) -> int:
-        """Line items Amazon has issued no document for yet."""
-        return sum(1 for line in self.lines if line.status is Status.NO_INVOICE_YET)
+        """Line items Amazon has issued no document for yet (not shipped ones included)."""
+        return sum(1 for line in self.lines if line.status in (Status.NO_INVOICE_YET, Status.NOT_SHIPPED))
+
+    @property
+    def unshipped_lines(self) -> int:
+        """Line items Amazon lists without a shipment yet."""
+        return sum(1 for line in self.lines if line.status is Status.NOT_SHIPPED)
 
     @property
     def outcome(self) -> Outcome:
@@ -267,10 +276,6 @@ class Report:
 
 
 # --- building ----------------------------------------------------------------------------------------------------
-
-
-def _triple(line: LineItemLike) -> str:
-    return f"{line.order_id}|{line.order_line_item_id}|{line.shipment_id}"
 
 
 def _is_credit_memo(detail: InvoiceDetail | None) -> bool:
@@ -422,12 +427,18 @@ def build_report(
     }
     items = sorted(
         line_items,
-        key=lambda i: (i.transaction_date or "", i.transaction_id, i.order_id, i.order_line_item_id, i.shipment_id),
+        key=lambda i: (
+            i.transaction_date or "",
+            i.transaction_id,
+            i.order_id,
+            i.order_line_item_id,
+            i.shipment_id or "",
+        ),
     )
     seen: set[str] = set()
     lines: list[ReportLine] = []
     for item in items:
-        docs = _line_documents(item, matches.get(_triple(item), []), documents)
+        docs = _line_documents(item, matches.get(match_key(item), []), documents)
         first = [d for d in docs if d.number not in seen]
         seen.update(d.number for d in first)
         tax: dict[Decimal, TaxAmounts] = {}
@@ -439,6 +450,12 @@ def build_report(
             worst = max(docs, key=lambda d: _SEVERITY[d.status])
             status = worst.status
             reason = "; ".join(dict.fromkeys(d.reason for d in docs if d.reason and d.status is status))
+        elif not item.shipment_id:
+            status = Status.NOT_SHIPPED
+            reason = (
+                "Amazon lists no shipment for this line item yet (ordered, not shipped): its invoice is issued "
+                "when it ships, and a later run matches it"
+            )
         else:
             status = Status.NO_INVOICE_YET
             reason = "Amazon has issued no invoice for this line item yet; it is issued when the item ships"
@@ -451,7 +468,7 @@ def build_report(
                 transaction_date_text=when.strftime("%Y-%m-%d %H:%M:%S") if when else (item.transaction_date or ""),
                 order_id=item.order_id,
                 order_line_item_id=item.order_line_item_id,
-                shipment_id=item.shipment_id,
+                shipment_id=item.shipment_id or "",
                 asin=item.asin or "",
                 title=item.title or "",
                 quantity=item.quantity,
@@ -724,7 +741,7 @@ tfoot td { font-weight: 600; border-top: 2px solid var(--ink); }
 .nowrap { white-space: nowrap; }
 .status { font-weight: 600; white-space: nowrap; }
 .STORED .status { color: var(--ok); }
-.NO_INVOICE_YET .status, .DEFERRED .status, .REQUESTED .status { color: var(--warn); }
+.NO_INVOICE_YET .status, .NOT_SHIPPED .status, .DEFERRED .status, .REQUESTED .status { color: var(--warn); }
 .FAILED .status, .flagged { color: var(--bad); }
 tr.FAILED { background: #ffebe9; }
 .pastdue { color: var(--bad); font-weight: 600; }
@@ -1068,9 +1085,10 @@ def finance_message(report: Report, *, summary_key: str) -> str:
         lines.append(f"  Deferred to the next run ({len(report.deferrals)}), Amazon is still preparing the PDF:")
         lines += _listed(report.deferrals)
     if report.pending_lines:
+        unshipped = f", {report.unshipped_lines} of them not shipped yet" if report.unshipped_lines else ""
         lines.append(
-            f"  {_plural(report.pending_lines, 'line item')} without an invoice yet (Amazon issues it when the item "
-            "ships; a later run picks it up)"
+            f"  {_plural(report.pending_lines, 'line item')} without an invoice yet{unshipped} (Amazon issues it "
+            "when the item ships; a later run picks it up)"
         )
     if report.outcome is Outcome.OK:
         lines.append("  nothing" + (f" ({report.checked} JP tax invoices checked, all fine)" if report.checked else ""))

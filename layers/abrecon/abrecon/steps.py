@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from abrecon import lost_reports, payment_status, reporting
+from abrecon import line_items, lost_reports, payment_status, reporting
 from abrecon.errors import (
     AnswerLostError,
     ApiError,
@@ -137,7 +137,7 @@ class LineItemRow(StepModel):
     transaction_date: str | None = Field(default=None, alias="transactionDate")
     order_id: str = Field(alias="orderId")
     order_line_item_id: str = Field(alias="orderLineItemId")
-    shipment_id: str = Field(alias="shipmentId")
+    shipment_id: str | None = Field(default=None, alias="shipmentId")  # None: Amazon lists no shipment yet
     asin: str | None = None
     title: str | None = None
     quantity: int | None = None
@@ -145,11 +145,18 @@ class LineItemRow(StepModel):
     currency: str | None = None
 
     @property
-    def key(self) -> OrderLineItemKey:
-        """The triple that identifies the line item to the invoice API."""
+    def key(self) -> OrderLineItemKey | None:
+        """The triple that identifies the line item to the invoice API; None without a shipment."""
+        if not (self.order_id and self.order_line_item_id and self.shipment_id):
+            return None
         return OrderLineItemKey(
             orderId=self.order_id, orderLineItemId=self.order_line_item_id, shipmentId=self.shipment_id
         )
+
+    @property
+    def ledger_pk(self) -> str:
+        """The line item's ledger key: the triple, or the order and line item while Amazon lists no shipment."""
+        return line_item_pk(self.order_id, self.order_line_item_id, self.shipment_id)
 
 
 class ReportTarget(StepModel):
@@ -282,8 +289,8 @@ class RunSummary(StepModel):
     report_key: str | None = Field(default=None, alias="reportKey")
     report_html_key: str | None = Field(default=None, alias="reportHtmlKey")
     outcome: str = "OK"
-    # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, DEFERRED, FAILED,
-    # REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
+    # Every line item by its status in the report (reporting.Status: STORED, NO_INVOICE_YET, NOT_SHIPPED, DEFERRED,
+    # FAILED, REQUESTED, NOT_REQUESTED): what each one of them came to, so nothing can go missing unnoticed.
     line_item_states: dict[str, int] = Field(default_factory=dict, alias="lineItemStates")
     # Payment status (payment_status.RunPayments): invoices Amazon says are past due, their total in
     # pastDueCurrency (the currency most of them are in; pastDueTotals has every currency), and invoices by status.
@@ -348,17 +355,21 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
         end = _utc(request.start_time)
         start = end - timedelta(days=run.lookback_days or rt.settings.lookback_days)
     key = _run_key(request.run_id, "line-items.json")
-    rows: list[dict[str, Any]] = rt.store.get_json(key) if request.resume else []
+    rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(key)] if request.resume else []
     transactions = request.resume.transaction_count if request.resume else 0
     page_token = request.resume.next_page_token if request.resume else None
+    seen = {row.transaction_id for row in rows}
     next_token: str | None = None
     for page in rt.api.iter_transaction_pages(start, end, page_token):
-        transactions += len(page.transactions)
-        rows += [row.model_dump(mode="json", by_alias=True) for t in page.transactions for row in _line_item_rows(t)]
+        # A transaction listed again (pages repeat while the feed changes) is counted once and is one row each.
+        transactions += len({t.transactionId for t in page.transactions} - seen)
+        seen.update(t.transactionId for t in page.transactions)
+        rows += [row for t in page.transactions for row in _line_item_rows(t)]
         if page.nextPageToken and rt.budget.exhausted():
             next_token = page.nextPageToken
             break
-    rt.store.put_json(key, rows)
+    rows = line_items.distinct(rows)
+    rt.store.put_json(key, [row.model_dump(mode="json", by_alias=True) for row in rows])
     return RunContext(
         run_id=request.run_id,
         window_start=start,
@@ -375,20 +386,19 @@ def fetch_transactions(request: FetchTransactionsInput, rt: Runtime) -> RunConte
 
 
 def _line_item_rows(transaction: Transaction) -> list[LineItemRow]:
+    """Every line item of the transaction; one without a shipmentId (ordered, not shipped yet) too: finance
+    reconciles against everything Amazon lists, and a later run matches its invoice once it has shipped."""
     rows = []
     for item in transaction.transactionLineItems:
-        key = item.key
-        if key is None:  # a line item without the triple cannot be matched to an invoice; keep nothing half-known
-            continue
         total = item.totalAmount
         rows.append(
             LineItemRow(
                 transaction_id=transaction.transactionId,
                 transaction_type=transaction.transactionType,
                 transaction_date=str(transaction.transactionDate) if transaction.transactionDate else None,
-                order_id=key.orderId,
-                order_line_item_id=key.orderLineItemId,
-                shipment_id=key.shipmentId,
+                order_id=item.orderId or "",
+                order_line_item_id=item.orderLineItemId or "",
+                shipment_id=item.shipmentId or None,
                 asin=item.asin,
                 title=item.productTitle,
                 quantity=item.itemQuantity,
@@ -414,6 +424,8 @@ class InvoiceLookupProgress(StepModel):
     credit_memos: dict[str, str | None] = Field(default_factory=dict, alias="creditMemos")
     checked: int = 0
     flags: list[dict[str, str]] = Field(default_factory=list)
+    # Kept open without a shipment by an earlier run and listed with it in this one: closed as SHIPPED at the end.
+    shipped: list[LineItemRow] = Field(default_factory=list)
 
 
 def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
@@ -430,14 +442,16 @@ def fetch_invoices(run: RunContext, rt: Runtime) -> RunContext:
     if run.invoice_lookup_key:
         progress = InvoiceLookupProgress.model_validate(rt.store.get_json(progress_key))
     else:
-        in_window = {row.key for row in rows}
+        in_window = {row.ledger_pk for row in rows}
         carried = [LineItemRow.model_validate(item["row"]) for item in rt.ledger.open_items("LINE")]
-        carried = list({row.key: row for row in carried if row.key not in in_window}.values())
+        carried = list({row.ledger_pk: row for row in carried if row.ledger_pk not in in_window}.values())
+        # Kept open without a shipment by an earlier run, and now listed with it: the same line item, closed.
+        carried, shipped = line_items.shipped_elsewhere(carried, rows)
         if carried:
             rows += carried
             rt.store.put_json(run.line_items_key, [row.model_dump(mode="json", by_alias=True) for row in rows])
-        progress = InvoiceLookupProgress(carried_over=len(carried))
-    keys = list(dict.fromkeys(row.key for row in rows))
+        progress = InvoiceLookupProgress(carried_over=len(carried), shipped=shipped)
+    keys = list(dict.fromkeys(row.key for row in rows if row.key is not None))
     asked = _look_up_invoices(keys, progress, rt)
     # Listing the targets writes every line item to the ledger: after a full invocation of lookups it gets one of
     # its own rather than the margin's leftovers.
@@ -488,20 +502,25 @@ def _list_report_targets(
         {"checked": progress.checked, "flags": sorted(progress.flags, key=lambda f: f["invoiceNumber"])}
     )
     rt.store.put_json(_run_key(run.run_id, "checks.json"), _checks_json(checks, rt.settings.region))
-    matches = progress.matches
+    # A line item listed without a shipment has the documents of its order line item's shipments, once known.
+    matches = line_items.with_shipmentless_matches(progress.matches, rows)
     rt.store.put_json(_run_key(run.run_id, "matches.json"), matches)
     rt.ledger.put_line_items(
-        (
+        [
             (
-                line_item_pk(row.order_id, row.order_line_item_id, row.shipment_id),
-                LineItemState.INVOICED if matches.get(_triple(row.key)) else LineItemState.PENDING,
+                row.ledger_pk,
+                _line_item_state(row, matches),
                 {
                     "row": row.model_dump(mode="json", by_alias=True),
-                    "invoiceNumbers": matches.get(_triple(row.key), []),
+                    "invoiceNumbers": matches.get(line_items.match_key(row), []),
                 },
             )
             for row in rows
-        ),
+        ]
+        + [
+            (row.ledger_pk, LineItemState.SHIPPED, {"row": row.model_dump(mode="json", by_alias=True)})
+            for row in progress.shipped
+        ],
         run.run_id,
     )
     targets = targets_of(set(progress.invoices), progress.credit_memos)
@@ -538,6 +557,12 @@ def _list_report_targets(
 
 
 MAX_FLAGS_IN_SUMMARY = 100
+
+
+def _line_item_state(row: LineItemRow, matches: dict[str, list[str]]) -> LineItemState:
+    if matches.get(line_items.match_key(row)):
+        return LineItemState.INVOICED
+    return LineItemState.PENDING if row.shipment_id else LineItemState.NOT_SHIPPED
 
 
 def _checks_json(checks: InvoiceChecks, region: str) -> dict[str, object]:
@@ -1018,7 +1043,7 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     # the summary, the report and finance's message give the error and its message only.
     records = {n: r.model_copy(update={"reason": readable_reason(r.reason)}) for n, r in records.items()}
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
-    pending = sum(1 for row in rows if not matches.get(_triple(row.key)))
+    pending = sum(1 for row in rows if not matches.get(line_items.match_key(row)))
     failures, deferrals, keys, elsewhere = [], [], [], []
     stored_before = 0
     for target in targets if run.pdfs_requested else []:  # no PDFs asked for: nothing in the ledger to account

@@ -170,6 +170,14 @@ class LineItemState(StrEnum):
 
     PENDING = "PENDING"
     INVOICED = "INVOICED"
+    # Listed without a shipmentId (ordered, not shipped yet): no invoice can exist, kept open like PENDING.
+    NOT_SHIPPED = "NOT_SHIPPED"
+    # A NOT_SHIPPED entry closed because Amazon now lists the same transaction's line item with its shipment
+    # (that entry, keyed by the full triple, carries it on).
+    SHIPPED = "SHIPPED"
+
+
+OPEN_LINE_ITEM_STATES = frozenset({LineItemState.PENDING, LineItemState.NOT_SHIPPED})
 
 
 class InvoiceRecord(BaseModel):
@@ -215,8 +223,10 @@ def _invoice_pk(invoice_number: str) -> str:
     return f"INVOICE#{invoice_number}"
 
 
-def line_item_pk(order_id: str, order_line_item_id: str, shipment_id: str) -> str:
-    """The ledger key of a line item."""
+def line_item_pk(order_id: str, order_line_item_id: str, shipment_id: str | None) -> str:
+    """The ledger key of a line item: the triple, or what Amazon gave (order and line item) without a shipment."""
+    if shipment_id is None:
+        return f"LINE#{order_id}|{order_line_item_id}"
     return f"LINE#{order_id}|{order_line_item_id}|{shipment_id}"
 
 
@@ -392,7 +402,8 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_line_items(self, rows: Iterable[tuple[str, LineItemState, dict[str, Any]]], run_id: str) -> None:
-        """Record each line item's state; pending ones stay in the open index until a run finds their invoice."""
+        """Record each line item's state; pending and not shipped ones stay in the open index until a run finds
+        their invoice."""
         try:
             with self._table.batch_writer(overwrite_by_pkeys=["pk"]) as batch:
                 for pk, state, data in rows:
@@ -403,7 +414,7 @@ class Ledger:
                         "updatedAt": _now_iso(),
                         **{k: _ddb(v) for k, v in data.items()},
                     }
-                    if state is LineItemState.PENDING:
+                    if state in OPEN_LINE_ITEM_STATES:
                         item["openKind"] = "LINE"
                     batch.put_item(Item=item)
         except ClientError as exc:

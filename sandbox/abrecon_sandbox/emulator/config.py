@@ -39,6 +39,7 @@ class EmulatorConfig:
     backfill benchmark takes 5 to reach 20,000 line items with 10,000 invoices).
     ``report_options_listed``: getReports' entries echo reportOptions (invoiceId), as getReport's do in
     Amazon's tutorial; False answers the model's Report without them (a lost report is then found by time).
+    ``unshipped_share`` of the shipments (at least one when above 0) have not shipped yet: see ``dataset``.
     """
 
     seed: int = 7
@@ -53,6 +54,7 @@ class EmulatorConfig:
     jp_inconsistent_invoices: int = 0
     max_items_per_order: int = 4
     report_options_listed: bool = True
+    unshipped_share: float = 0.0  # shipments not shipped yet: line items listed without shipmentId, no invoice
 
     def __post_init__(self) -> None:
         end = _as_utc(self.window_end)
@@ -74,6 +76,8 @@ class EmulatorConfig:
             raise ValueError(f"unknown fault profile {self.faults!r}; known: {sorted(FAULT_PROFILES)}")
         if not 1 <= self.max_items_per_order <= 25:
             raise ValueError("max_items_per_order must be 1 to 25")
+        if not 0 <= self.unshipped_share <= 1:
+            raise ValueError("unshipped_share must be between 0 and 1")
         if self.jp_inconsistent_invoices < 0:
             raise ValueError("jp_inconsistent_invoices must not be negative")
         if self.jp_inconsistent_invoices and self.region != "JP":

@@ -5,6 +5,11 @@ share an invoice); about 10% of orders get refunds, each a REFUND transaction pl
 credit memo that points at the shipment's invoice. Every transaction's feedDate lies
 inside the configured window.
 
+Some shipments may not have shipped yet (``unshipped_share``, or the missing-shipment-ids fault profile): their
+CHARGE is listed with line items that carry no shipmentId (nor shipmentDate, nor the transaction an
+invoiceNumber), and no invoice exists for them, until ``ship_unshipped`` ships them; then the same transactions
+are listed with their shipment and the invoices exist.
+
 In JP the invoice details also carry the tax-qualified fields (see ``jp`` for their arithmetic);
 ``jp_inconsistent_invoices`` breaks that many of them on purpose (``inconsistencies``).
 """
@@ -20,6 +25,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .config import BillTo, EmulatorConfig, RegionProfile
+from .faults import fault_rates
 from .jp import JP_PRODUCTS, STANDARD_RATE, JpFee, JpInvoice, JpItem, included_tax
 
 STANDARD = "STANDARD"
@@ -258,8 +264,11 @@ class Dataset:
         self._numbers_by_key: dict[LineKey, list[str]] = {}
         self._rng = random.Random(f"abrecon-emulator/{config.seed}/{config.region}")  # noqa: S311 - test data
         self._used: set[str] = set()
+        self._unshipped: set[str] = set()  # shipmentIds of shipments that have not shipped yet
+        self._held_details: dict[LineKey, list[Json]] = {}  # their invoice details, served once shipped
         self._generate()
         self._finish()
+        self._hold_unshipped()
 
     @property
     def is_jp(self) -> bool:
@@ -269,8 +278,34 @@ class Dataset:
     # ----- public queries -------------------------------------------------------------
 
     def invoice_numbers(self) -> set[str]:
-        """Numbers of all STANDARD invoices (one per shipment in the window)."""
-        return {n for n, doc in self.documents.items() if doc.kind == STANDARD}
+        """Numbers of all STANDARD invoices (one per shipment in the window that has shipped)."""
+        return {
+            n for n, doc in self.documents.items() if doc.kind == STANDARD and doc.shipment_id not in self._unshipped
+        }
+
+    def unshipped_line_items(self) -> int:
+        """Line items listed without a shipmentId because their shipment has not shipped yet."""
+        return len(self._held_details)
+
+    def ship_unshipped(self, listed_again_at: datetime | None = None) -> int:
+        """Ship every shipment still waiting: its line items are listed with their shipmentId from now on and its
+        invoice exists. With ``listed_again_at``, Amazon lists the updated transactions again in the feed of that
+        moment (their feedDate moves there). Returns how many line items shipped."""
+        shipped = len(self._held_details)
+        if listed_again_at is not None:
+            self.transactions = sorted(
+                (
+                    replace(t, feed_date=listed_again_at)
+                    if any(line.get("shipmentId") in self._unshipped for line in t.body["transactionLineItems"])
+                    else t
+                    for t in self.transactions
+                ),
+                key=lambda t: (t.feed_date, t.body["transactionId"]),
+            )
+        self.details_by_key.update(self._held_details)
+        self._held_details.clear()
+        self._unshipped.clear()
+        return shipped
 
     def line_item_count(self) -> int:
         """Distinct (orderId, orderLineItemId, shipmentId) triples in the window's transactions."""
@@ -282,7 +317,7 @@ class Dataset:
         ``document_type`` is None (invoice and credit memos), "Invoice" or "Credits".
         """
         doc = self.documents.get(invoice_id)
-        if doc is None:
+        if doc is None or doc.shipment_id in self._unshipped:  # not shipped, so not invoiced yet
             return []
         if doc.kind == CREDIT_MEMO:
             return [] if document_type == "Invoice" else [doc]
@@ -294,8 +329,36 @@ class Dataset:
         return [doc, *memos]
 
     def transactions_between(self, start: datetime, end: datetime) -> list[Json]:
-        """Transactions with start <= feedDate < end, oldest feedDate first."""
-        return [t.body for t in self.transactions if start <= t.feed_date < end]
+        """Transactions with start <= feedDate < end, oldest feedDate first (as listed now: see ``_unshipped``)."""
+        return [self._as_listed(t.body) for t in self.transactions if start <= t.feed_date < end]
+
+    def _as_listed(self, body: Json) -> Json:
+        """The transaction as Amazon lists it: without the shipment of line items that have not shipped yet."""
+        lines = body["transactionLineItems"]
+        if not any(line.get("shipmentId") in self._unshipped for line in lines):
+            return body
+        listed = {k: v for k, v in body.items() if k != "invoiceNumber"}  # no invoice exists yet
+        listed["transactionLineItems"] = [
+            {k: v for k, v in line.items() if k not in ("shipmentId", "shipmentDate")}
+            if line.get("shipmentId") in self._unshipped
+            else line
+            for line in lines
+        ]
+        return listed
+
+    def _hold_unshipped(self) -> None:
+        """Pick the shipments that have not shipped yet (never one with a refund: a refund follows a shipment)."""
+        share = max(self.config.unshipped_share, fault_rates(self.config.faults, self.config.seed).unshipped)
+        if share <= 0:
+            return
+        picker = random.Random(f"abrecon-emulator/unshipped/{self.config.seed}")  # noqa: S311 - test data
+        candidates = sorted(
+            n for n, doc in self.documents.items() if doc.kind == STANDARD and not self.credit_memos_of.get(n)
+        )
+        chosen = [n for n in candidates if picker.random() < share] or candidates[:1]
+        self._unshipped = {self.documents[n].shipment_id for n in chosen}
+        for key in [k for k in self.details_by_key if k[2] in self._unshipped]:
+            self._held_details[key] = self.details_by_key.pop(key)
 
     # ----- generation -----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, cast
 
@@ -192,6 +193,18 @@ class Emulator:
                     self.state.refusals[operation] = status
                 else:
                     self.state.refusals.pop(operation, None)
+
+    def ship_unshipped(self, listed_again_at: datetime | None = None) -> int:
+        """Ship what had not shipped yet (before a later run): its line items get their shipmentId, its invoices
+        exist; with ``listed_again_at`` the updated transactions are listed again in that moment's feed.
+        Returns how many line items shipped."""
+        return self.dataset.ship_unshipped(listed_again_at)
+
+    def served_line_items(self, since: float = 0.0) -> set[tuple[str, str, str, str]]:
+        """Every transaction line item getTransactions answered with since ``since`` (time.monotonic()), once
+        each: (transactionId, orderId, orderLineItemId, shipmentId or "")."""
+        with self.state.lock:
+            return {identity for at, identity in self.state.served if at >= since}
 
     def drain(self, operation: str) -> None:
         """Empty one operation's rate-limit bucket (next call answers 429)."""

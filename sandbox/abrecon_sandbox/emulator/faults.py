@@ -41,6 +41,13 @@ FAULT_PROFILES: dict[str, str] = {
     "identified by its creation time (two lost in one burst could not be told apart).",
     "aged-reports": "About 30% of invoices: the first report stays IN_PROGRESS; before the re-run every report "
     "made so far ages past Amazon's retention (getReport 404), so the re-run must ask for a new one.",
+    "missing-shipment-ids": "About 30% of shipments have not shipped yet: their line items are listed without "
+    "shipmentId and no invoice exists for them; they ship before the re-run, which lists the same transactions "
+    "with the shipment.",
+    "repeated-transactions": "Pages of 4 transactions, and about half of the later pages start again with the "
+    "previous page's last one or two transactions (the feed changed while it was paged).",
+    "token-expiry-403": "Every access token expires after one to three calls, long before its declared hour, "
+    "answered 403 'Expired Token' as Amazon's models document.",
     "chaos": "A seeded mix of the transient faults (429, 5xx, resets, slow, malformed JSON, expired URLs, "
     "one-off FATAL, a revoked token) at lower rates.",
 }
@@ -138,6 +145,9 @@ class FaultRates:
     lost_every: int = 0  # or: the 3rd createReport call and every lost_every-th after it
     unlabelled_lists: bool = False  # getReports without reportOptions (the model's Report)
     stuck_once: float = 0.0  # invoices whose first report stays IN_PROGRESS (later ones finish)
+    unshipped: float = 0.0  # shipments not shipped yet: line items without shipmentId, no invoice
+    repeated_pages: float = 0.0  # later pages that repeat the previous page's last transactions
+    token_expiry_403: bool = False  # every access token refused with 403 after a few calls
 
 
 _RATES: dict[str, FaultRates] = {
@@ -158,8 +168,12 @@ _RATES: dict[str, FaultRates] = {
     "lost-report-answers": FaultRates(lost_answers=0.3),
     "lost-report-answers-unlabelled": FaultRates(lost_every=20, unlabelled_lists=True),
     "aged-reports": FaultRates(stuck_once=0.3),
+    "missing-shipment-ids": FaultRates(unshipped=0.3),
+    "repeated-transactions": FaultRates(repeated_pages=0.5),
+    "token-expiry-403": FaultRates(token_expiry_403=True),
 }
 LOST_ANSWER_KINDS = ("server-error-after", "cut-off", "reset")
+PAGE_SIZE_WITH_REPEATS = 4  # small pages, so a CI-sized window has several of them to repeat across
 
 
 def fault_rates(profile: str, seed: int) -> FaultRates:
@@ -214,6 +228,7 @@ class FaultInjector:
         self._downloaded: set[str] = set()
         self._victim: str | None = None
         self._victim_calls_left = 0
+        self._token_calls: Counter[str] = Counter()
         invoices = sorted(invoice_numbers)
         self._report_plan = self._plan_reports(invoices)
         self._document_plan = self._plan_documents(invoices)
@@ -406,6 +421,32 @@ class FaultInjector:
                 return False
             self._injected["token-revoked"] += 1
             return True
+
+    def expired_early(self, token: str) -> bool:
+        """True once the token has been used for its few calls (token-expiry-403): refuse it with 403 from now on."""
+        if not self.rates.token_expiry_403:
+            return False
+        limit = 1 + int(self._unit("token-expiry-calls", token) * 3)  # 1 to 3 calls
+        with self._lock:
+            self._token_calls[token] += 1
+            if self._token_calls[token] <= limit:
+                return False
+            self._injected["token-expired-403"] += 1
+            return True
+
+    # ----- transaction pages ----------------------------------------------------------
+
+    def page_size(self, default: int) -> int:
+        """Transactions per getTransactions page."""
+        return PAGE_SIZE_WITH_REPEATS if self.rates.repeated_pages > 0 else default
+
+    def repeated_on_next_page(self, key: str) -> int:
+        """How many of this page's last transactions the next page lists again (0, 1 or 2)."""
+        if not self._hit("repeated-page", key, self.rates.repeated_pages):
+            return 0
+        repeated = 1 + int(self._unit("repeated-count", key) * 2)
+        self.record("repeated-transactions", repeated)
+        return repeated
 
     # ----- reports and documents ------------------------------------------------------
 

@@ -171,6 +171,8 @@ class ServerState:
     rng: random.Random = field(init=False)
     payments: PaymentBook = field(init=False)
     report_counter: int = 0
+    # Every transaction line item getTransactions answered with: (monotonic time, its identity).
+    served: list[tuple[float, tuple[str, str, str, str]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"abrecon-emulator/server/{self.config.seed}")  # noqa: S311 - not security
@@ -178,6 +180,27 @@ class ServerState:
         if self.faults is None:
             config = self.config
             self.faults = FaultInjector(config.faults, config.seed, self.dataset.invoice_numbers(), config.speed)
+            unshipped = self.dataset.unshipped_line_items()
+            if unshipped:
+                self.faults.record("shipment-id-missing", unshipped)
+
+    def record_served(self, transactions: Iterable[Json]) -> None:
+        """Note the transaction line items of an answer: (transactionId, orderId, orderLineItemId, shipmentId)."""
+        now = time.monotonic()
+        with self.lock:
+            self.served += [
+                (
+                    now,
+                    (
+                        str(t.get("transactionId") or ""),
+                        str(line.get("orderId") or ""),
+                        str(line.get("orderLineItemId") or ""),
+                        str(line.get("shipmentId") or ""),
+                    ),
+                )
+                for t in transactions
+                for line in t.get("transactionLineItems", [])
+            ]
 
     @property
     def injector(self) -> FaultInjector:
@@ -309,6 +332,8 @@ def create_app(state: ServerState) -> Flask:
             refused_with = state.refusals.get(operation)
         if refused_with is not None:
             return _error(refused_with, "Unauthorized", "Access to requested resource is denied.")
+        if faults.expired_early(token):  # the models document 403 for "... Expired Token ..."
+            return _error(403, "Unauthorized", "Access to requested resource is denied.", "Expired Token")
         if faults.throttled(key):
             limiter.count_throttled(operation)
             return _throttled(1.0)
@@ -445,12 +470,16 @@ def create_app(state: ServerState) -> Flask:
             if start > end:
                 return _error(400, "INVALID_REQUEST_PARAMETER", "feedStartDate must be before feedEndDate.")
         matching = dataset.transactions_between(start, end)
-        body: Json = {"transactions": matching[offset : offset + PAGE_SIZE]}
-        if offset + PAGE_SIZE < len(matching):
+        size = faults.page_size(PAGE_SIZE)
+        body: Json = {"transactions": matching[offset : offset + size]}
+        if offset + size < len(matching):
             next_token = secrets.token_urlsafe(48)
+            # repeated-transactions: the next page starts again with this page's last one or two.
+            repeated = faults.repeated_on_next_page(str(request.environ["abrecon.fault_key"]))
             with state.lock:
-                state.pages[next_token] = (start, end, offset + PAGE_SIZE)
+                state.pages[next_token] = (start, end, offset + size - repeated)
             body["nextPageToken"] = next_token
+        state.record_served(body["transactions"])
         return _json(body)
 
     @app.post(f"{API_VERSION_RECON}/invoices")
