@@ -15,6 +15,7 @@ import pytest
 from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
 from abrecon import payments, reporting
+from abrecon.budget import TimeBudget
 from abrecon.client import AmazonBusinessClient, RetryPolicy
 from abrecon.errors import BadRequestError, ServerError
 from abrecon.models import InvoiceDetail, InvoicePaymentDetailResult, InvoicePaymentDetailsResponse
@@ -28,7 +29,7 @@ from abrecon.payment_status import (
     past_due,
     payment_pk,
 )
-from abrecon.runtime import Runtime, seconds_left, set_invocation_deadline
+from abrecon.runtime import Runtime
 from abrecon.settings import Settings
 from abrecon.steps import LineItemRow, RunContext
 from abrecon.storage import InvoiceRecord
@@ -254,6 +255,7 @@ def runtime(invoices: int, api: FakeApi, ledger: FakeLedger | None = None) -> Ru
     )
     fake: Any = type("Rt", (), {})()
     fake.settings, fake.api, fake.store, fake.ledger = settings, api, FakeStore(objects), ledger or FakeLedger()
+    fake.budget = TimeBudget.lambda_maximum(settings.time_margin_seconds)
     return cast(Runtime, fake)
 
 
@@ -326,15 +328,15 @@ def test_earlier_unpaid_invoices_are_asked_again_within_the_lookback_only() -> N
     assert asked_again.amount == Decimal("10.00") and asked_again.run_id == RUN
 
 
-def test_a_long_list_continues_in_the_next_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_list_continues_in_the_next_invocation() -> None:
     api = FakeApi()
     rt = runtime(80, api)
-    monkeypatch.setattr(payments, "seconds_left", lambda default: payments.TIME_MARGIN_SECONDS - 1)
+    rt.budget = TimeBudget(lambda: 89_000, margin_seconds=90.0)  # under the margin: one batch, then hand over
     first = payments.check_payments(context(), rt)
     assert (first.done, first.more, len(api.calls)) == (25, True, 1)  # one batch, then hand over
     second = payments.check_payments(context(first.model_dump(mode="json", by_alias=True)), rt)
     assert (second.done, second.more, second.total) == (50, True, 80)
-    monkeypatch.setattr(payments, "seconds_left", lambda default: 600.0)
+    rt.budget = TimeBudget(lambda: 600_000, margin_seconds=90.0)
     third = payments.check_payments(context(second.model_dump(mode="json", by_alias=True)), rt)
     assert (third.done, third.more) == (80, False)
     assert sorted(i for call in api.calls for i in call) == sorted(f"INV-{n}" for n in range(80))
@@ -432,12 +434,3 @@ def test_the_message_says_how_many_are_past_due_their_total_and_the_oldest_due_d
     assert "Payment status unavailable for 1 invoice" in message
     none_due = RunPayments({"INV-1": record("INV-1", "Issued", TODAY + timedelta(days=3))}, TODAY)
     assert "\nPast due: none.\n" in reporting.finance_message(payment_report(none_due), summary_key="k")
-
-
-def test_the_time_budget_is_the_lambda_invocations_remaining_time() -> None:
-    set_invocation_deadline(lambda: 42_000)
-    try:
-        assert 41.0 < seconds_left(600.0) <= 42.0
-    finally:
-        set_invocation_deadline(None)
-    assert seconds_left(600.0) == 600.0  # no Lambda context: the caller's default

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from abrecon import steps
 from abrecon.budget import TimeBudget
 from abrecon.errors import InvalidInputError
-from abrecon.runtime import Runtime, get_runtime, set_invocation_deadline
+from abrecon.runtime import Runtime, get_runtime
 
 logger = Logger()
 tracer = Tracer()
@@ -37,7 +37,6 @@ def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], st
             # Name the fields, never echo their values: payloads may carry invoice data.
             fields = ", ".join(".".join(str(p) for p in err["loc"]) + f" ({err['type']})" for err in exc.errors())
             raise InvalidInputError(f"{step.__name__}: invalid input: {fields}") from exc
-        set_invocation_deadline(getattr(context, "get_remaining_time_in_millis", None))
         runtime = get_runtime()
         # This invocation's own clock: loops and waits inside the step stop in time to hand over (Lambda's Timeout).
         budget = TimeBudget(context.get_remaining_time_in_millis, runtime.settings.time_margin_seconds)

@@ -9,7 +9,6 @@ for the invoices concerned with the reason, never failing the run; the next run 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +17,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import Field
 
-from abrecon.budget import LAMBDA_MAXIMUM_SECONDS
 from abrecon.client import MAX_INVOICES_PER_PAYMENT_CALL
 from abrecon.errors import ApiError
 from abrecon.line_items import match_key
@@ -31,14 +29,10 @@ from abrecon.payment_status import (
     read_payments,
     write_payments,
 )
-from abrecon.runtime import Runtime, seconds_left
+from abrecon.runtime import Runtime
 from abrecon.steps import LineItemRow, RunContext, StepModel, _is_credit_memo, _read_details, _run_key
 
 logger = Logger(child=True)
-
-# What an invocation leaves unused of its time: one batch can wait up to a minute for its token
-# (pacing.MAX_IN_LAMBDA_WAIT_SECONDS) and then retry a few times.
-TIME_MARGIN_SECONDS = 90.0
 
 
 class PaymentTarget(StepModel):
@@ -80,10 +74,9 @@ def check_payments(run: RunContext, rt: Runtime) -> PaymentsProgress:
         progress = PaymentsProgress.model_validate(resumed)
         key, done = progress.targets_key, progress.done
         targets = [PaymentTarget.model_validate(t) for t in rt.store.get_json(key)]
-    ends_at = time.monotonic() + seconds_left(LAMBDA_MAXIMUM_SECONDS) - TIME_MARGIN_SECONDS
     statuses: Counter[str] = Counter()
     first = True
-    while done < len(targets) and (first or time.monotonic() < ends_at):  # at least one batch: always progress
+    while done < len(targets) and (first or not rt.budget.exhausted()):  # at least one batch: always progress
         batch = targets[done : done + MAX_INVOICES_PER_PAYMENT_CALL]
         records = _check_batch(rt, batch, run.run_id, now)
         write_payments(rt.ledger, records)

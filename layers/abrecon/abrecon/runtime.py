@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -50,18 +47,3 @@ def get_runtime() -> Runtime:
     return Runtime(
         settings=settings, api=api, store=store, ledger=ledger, pacer=pacer, budget=budget, executions=executions
     )
-
-
-# When the current Lambda invocation ends (time.monotonic()), set by the handler from the Lambda context.
-_invocation_deadline: ContextVar[float | None] = ContextVar("invocation_deadline", default=None)
-
-
-def set_invocation_deadline(remaining_millis: Callable[[], int] | None) -> None:
-    """Note when this invocation ends, from the Lambda context's get_remaining_time_in_millis (None: unknown)."""
-    _invocation_deadline.set(None if remaining_millis is None else time.monotonic() + remaining_millis() / 1000)
-
-
-def seconds_left(default: float) -> float:
-    """Seconds until this invocation's timeout; ``default`` when no Lambda context said (tests, scripts)."""
-    deadline = _invocation_deadline.get()
-    return default if deadline is None else deadline - time.monotonic()

@@ -731,8 +731,9 @@ def create_report(request: CreateReportInput, rt: Runtime) -> CreateReportOutput
             )
             logger.warning("createReport answer lost; looking for its report before asking again", extra={"error": exc})
             looked = _look_for_lost_report(request.model_copy(update={"reserved_at": None}), record, rt, at_once=False)
-            assert isinstance(looked, CreateReportOutput)
-            return looked
+            if isinstance(looked, CreateReportOutput):  # not at_once: the lookup is always a step of its own
+                return looked
+            raise StorageError(f"invoice {number}: the lost report's lookup did not wait for its own step") from exc
         except BaseException as exc:
             # Amazon refused it (ApiError: 429 after retries, 4xx), so no report was made and the attempt is cleared;
             # for anything else whether the request went out is unknown: the attempt stays for the next try to look.
@@ -782,7 +783,8 @@ def _look_for_lost_report(
     own); or the record with the attempt cleared: ask again.
     """
     number = request.invoice.invoice_number
-    assert record.create_attempt_at is not None
+    if record.create_attempt_at is None:  # only an attempt the ledger recorded before the call can be looked for
+        raise StorageError(f"invoice {number}: no createReport attempt recorded to look for")
     now = rt.ledger.now()
     attempt = lost_reports.Attempt.of(record.create_attempt_at, record.create_attempt_until, now)
     # A slot reserved before the attempt was the createReport slot it used; a later one is this lookup's.
