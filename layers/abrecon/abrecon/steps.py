@@ -826,6 +826,14 @@ def _look_for_lost_report(
     )
 
 
+def _failed_for_good(
+    rt: Runtime, request: CheckReportInput, polls: int, status: Literal["EXPIRED", "CANCELLED", "FATAL"], reason: str
+) -> CheckReportOutput:
+    """Record the invoice FAILED for good with reason (no later run asks again); the check's answer with status."""
+    _record(rt, request, state=InvoiceState.FAILED, terminal=True, reason=reason)
+    return CheckReportOutput(status=status, report_id=request.report_id, polls=polls)
+
+
 def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
     """Poll the report once; record FATAL/CANCELLED as failures and defer the invoice when the poll budget is spent.
 
@@ -838,28 +846,16 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
         reason = f"report {request.report_id} no longer served by Amazon (404); one new report"
         if _one_new_report(request, rt, "expired_report_ids", reason):
             return CheckReportOutput(status="RETRY", report_id=request.report_id, polls=polls, retry_seconds=1)
-        _record(
-            rt,
-            request,
-            state=InvoiceState.FAILED,
-            terminal=True,
-            reason=f"report {request.report_id} no longer served by Amazon (404), after one new report",
-        )
-        return CheckReportOutput(status="EXPIRED", report_id=request.report_id, polls=polls)
+        reason = f"report {request.report_id} no longer served by Amazon (404), after one new report"
+        return _failed_for_good(rt, request, polls, "EXPIRED", reason)
     status = ReportProcessingStatus(report.processingStatus)
     if status is ReportProcessingStatus.DONE and report.reportDocumentId:
         return CheckReportOutput(
             status="DONE", report_id=request.report_id, polls=polls, report_document_id=report.reportDocumentId
         )
     if status is ReportProcessingStatus.CANCELLED:
-        _record(
-            rt,
-            request,
-            state=InvoiceState.FAILED,
-            terminal=True,
-            reason=f"report {request.report_id} CANCELLED: Amazon has no document for this invoice",
-        )
-        return CheckReportOutput(status="CANCELLED", report_id=request.report_id, polls=polls)
+        reason = f"report {request.report_id} CANCELLED: Amazon has no document for this invoice"
+        return _failed_for_good(rt, request, polls, "CANCELLED", reason)
     if status is ReportProcessingStatus.FATAL and _retry_after_fatal(request, rt):
         return CheckReportOutput(
             status="RETRY", report_id=request.report_id, polls=polls, retry_seconds=rt.settings.fatal_retry_seconds
@@ -867,14 +863,8 @@ def check_report(request: CheckReportInput, rt: Runtime) -> CheckReportOutput:
     if status is ReportProcessingStatus.FATAL or status is ReportProcessingStatus.DONE:
         fatal = status is ReportProcessingStatus.FATAL
         retried = " (after one retry: an earlier report ended FATAL too)" if fatal else ""
-        _record(
-            rt,
-            request,
-            state=InvoiceState.FAILED,
-            terminal=True,
-            reason=f"report {request.report_id} ended {status.value} without a document{retried}",
-        )
-        return CheckReportOutput(status="FATAL", report_id=request.report_id, polls=polls)
+        reason = f"report {request.report_id} ended {status.value} without a document{retried}"
+        return _failed_for_good(rt, request, polls, "FATAL", reason)
     if polls >= request.max_polls:
         _record(
             rt,
