@@ -82,7 +82,14 @@ def test_the_summary_measures_the_run_against_the_floor(sandbox: tuple[int, Sand
     _, _, summary_file, _ = sandbox
     summary = json.loads(summary_file.read_text())
     assert summary["throttled429"] == 0 and summary["deferred"] == 0
-    assert summary["duplicates"] == {"reports": 0, "fatalRetries": 0, "unansweredReports": 0, "objects": 0}
+    assert summary["duplicates"] == {
+        "reports": 0,
+        "fatalRetries": 0,
+        "unansweredReports": 0,
+        "agedRetries": 0,
+        "lostAnswersRecovered": 0,
+        "objects": 0,
+    }
     assert 0 < summary["maxHistoryEvents"] < 25_000 and 0 < summary["maxPayloadBytes"] < 256 * 1024
     assert 0 < summary["floorSeconds"] < summary["elapsedSeconds"]
     measured = summary["timeline"]["measured"]
