@@ -8,20 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import function_environment, load_event, load_handler, local_aws_for
+from helpers import FakeContext, function_environment, load_event, load_handler, local_aws_for
 
 from abrecon import steps
 from abrecon.models import Transaction
 from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-
-
-class _Context:
-    function_name = "test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "req-1"
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +39,10 @@ def _fetch_and_audit(
     began = time.monotonic()
     with function_environment(aws, monkeypatch, "FetchTransactionsFunction"):
         run = load_handler("fetch-transactions")(
-            load_event("fetch-transactions") | {"request": window, "runId": run_id}, _Context()
+            load_event("fetch-transactions") | {"request": window, "runId": run_id}, FakeContext()
         )
     with function_environment(aws, monkeypatch, "FetchInvoicesFunction"):
-        run = load_handler("fetch-invoices")(run, _Context())
+        run = load_handler("fetch-invoices")(run, FakeContext())
     accounting = audit.account_line_items(
         aws,
         aws.stack.output("DocumentBucket"),
