@@ -1,6 +1,6 @@
 """check-payments: ask Amazon for the payment status and due date of the run's invoices and earlier unpaid ones."""
 
-from abrecon import payments, steps
+from abrecon import contracts, steps
 from abrecon.handler import step_handler
 
-lambda_handler = step_handler(steps.RunContext, payments.check_payments)
+lambda_handler = step_handler(contracts.RunContext, steps.check_payments)

@@ -1,6 +1,6 @@
 """fetch-transactions: page through getTransactions for the run window and keep every line item in S3."""
 
-from abrecon import steps
+from abrecon import contracts, steps
 from abrecon.handler import step_handler
 
-lambda_handler = step_handler(steps.FetchTransactionsInput, steps.fetch_transactions)
+lambda_handler = step_handler(contracts.FetchTransactionsInput, steps.fetch_transactions)

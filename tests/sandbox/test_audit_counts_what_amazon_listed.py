@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from helpers import FakeContext, function_environment, load_event, load_handler, local_aws_for
 
-from abrecon import steps
+from abrecon import contracts, steps
 from abrecon.models import Transaction
+from abrecon.steps import transactions
 from abrecon_sandbox import audit
 from abrecon_sandbox.aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
@@ -62,13 +63,13 @@ def test_a_dropped_shipmentless_line_item_fails_the_audit_and_a_kept_one_passes(
     assert unshipped > 0
 
     # Yesterday's fetch-transactions: "a line item without the triple cannot be matched; keep nothing half-known".
-    keep_all = steps._line_item_rows
+    keep_all = steps.line_item_rows
 
-    def dropping(transaction: Transaction) -> list[steps.LineItemRow]:
+    def dropping(transaction: Transaction) -> list[contracts.LineItemRow]:
         return [row for row in keep_all(transaction) if row.key is not None]
 
     with monkeypatch.context() as patch:
-        patch.setattr(steps, "_line_item_rows", dropping)
+        patch.setattr(transactions, "line_item_rows", dropping)
         dropped, listed = _fetch_and_audit(aws, emulator, monkeypatch, "audit-dropping")
     # The run's own list agrees with itself, so only what Amazon listed can tell.
     assert listed == dropped["served"] - unshipped

@@ -10,9 +10,10 @@ import pytest
 from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
 from abrecon.client import AmazonBusinessClient, RetryPolicy
+from abrecon.contracts import ReportTarget
 from abrecon.errors import ThrottledError
 from abrecon.models import InvoiceDetail
-from abrecon.steps import ReportTarget, report_targets
+from abrecon.steps import report_targets
 
 API = "https://na.business-api.amazon.com"
 

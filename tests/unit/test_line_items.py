@@ -1,5 +1,5 @@
 """Every transaction line item Amazon lists is one row: repeats collapse, shipment-less ones are kept and matched
-once they ship (abrecon.line_items, steps._line_item_rows, and the report's NOT_SHIPPED status)."""
+once they ship (abrecon.line_items, steps.line_item_rows, and the report's NOT_SHIPPED status)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from abrecon import line_items, reporting, steps
+from abrecon.contracts import LineItemRow
 from abrecon.models import Transaction
 from abrecon.reporting import Outcome, Status
-from abrecon.steps import LineItemRow
 from abrecon.storage import line_item_pk
 
 START = datetime(2026, 11, 14, tzinfo=UTC)
@@ -45,7 +45,7 @@ def _transaction(tx: str, *lines: dict[str, Any]) -> Transaction:
 
 
 def test_a_line_item_without_a_shipment_is_kept_with_what_amazon_gave() -> None:
-    rows = steps._line_item_rows(
+    rows = steps.line_item_rows(
         _transaction("T1", {"orderLineItemId": "L1", "shipmentId": "S1"}, {"orderLineItemId": "L2"})
     )
     assert [(r.order_line_item_id, r.shipment_id) for r in rows] == [("L1", "S1"), ("L2", None)]

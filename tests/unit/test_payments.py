@@ -14,9 +14,10 @@ from typing import Any, cast
 import pytest
 from unit_fakes import FakeHttp, Reply, Sleeps, StubTokens
 
-from abrecon import payments, reporting
+from abrecon import reporting, steps
 from abrecon.budget import TimeBudget
 from abrecon.client import AmazonBusinessClient, RetryPolicy
+from abrecon.contracts import LineItemRow, RunContext
 from abrecon.errors import BadRequestError, ServerError
 from abrecon.models import InvoiceDetail, InvoicePaymentDetailResult, InvoicePaymentDetailsResponse
 from abrecon.payment_status import (
@@ -31,7 +32,6 @@ from abrecon.payment_status import (
 )
 from abrecon.runtime import Runtime
 from abrecon.settings import Settings
-from abrecon.steps import LineItemRow, RunContext
 from abrecon.storage import InvoiceRecord
 
 API = "https://na.business-api.amazon.com"
@@ -278,7 +278,7 @@ def context(payments_progress: dict[str, Any] | None = None) -> RunContext:
 def test_every_invoice_of_the_run_is_asked_in_batches_of_25_and_recorded() -> None:
     api = FakeApi()
     rt = runtime(60, api)
-    progress = payments.check_payments(context(), rt)
+    progress = steps.check_payments(context(), rt)
     assert [len(c) for c in api.calls] == [25, 25, 10]  # the credit memo is not asked about
     assert not progress.more and progress.done == progress.total == 60
     ledger = cast(FakeLedger, rt.ledger)
@@ -299,7 +299,7 @@ def test_a_failed_call_is_recorded_for_its_batch_and_the_run_goes_on() -> None:
     earlier = record("INV-1", "Issued", date(2026, 12, 20)).model_copy(update={"invoice_date": date(2026, 11, 25)})
     ledger.put_items([earlier.as_item()])
     rt = runtime(30, api, ledger)
-    progress = payments.check_payments(context(), rt)
+    progress = steps.check_payments(context(), rt)
     assert not progress.more and len(api.calls) == 2
     first = PaymentRecord.model_validate(ledger.items[payment_pk("INV-1")])
     assert first.status == STATUS_ERROR and "getBatchInvoicePaymentDetails failed" in (first.reason or "")
@@ -320,7 +320,7 @@ def test_earlier_unpaid_invoices_are_asked_again_within_the_lookback_only() -> N
     paid = record("OLD-3", "Closed", today).model_copy(update={"invoice_date": today - timedelta(days=5)})
     ledger.put_items([recent.as_item(), stale.as_item(), paid.as_item()])
     rt = runtime(2, api, ledger)
-    payments.check_payments(context(), rt)
+    steps.check_payments(context(), rt)
     assert api.calls == [["INV-0", "INV-1", "OLD-1"]]
     assert "openKind" not in ledger.items[payment_pk("OLD-2")]  # out of the lookback: leaves the index
     assert "lookback" in ledger.items[payment_pk("OLD-2")]["reason"]
@@ -332,12 +332,12 @@ def test_a_long_list_continues_in_the_next_invocation() -> None:
     api = FakeApi()
     rt = runtime(80, api)
     rt.budget = TimeBudget(lambda: 89_000, margin_seconds=90.0)  # under the margin: one batch, then hand over
-    first = payments.check_payments(context(), rt)
+    first = steps.check_payments(context(), rt)
     assert (first.done, first.more, len(api.calls)) == (25, True, 1)  # one batch, then hand over
-    second = payments.check_payments(context(first.model_dump(mode="json", by_alias=True)), rt)
+    second = steps.check_payments(context(first.model_dump(mode="json", by_alias=True)), rt)
     assert (second.done, second.more, second.total) == (50, True, 80)
     rt.budget = TimeBudget(lambda: 600_000, margin_seconds=90.0)
-    third = payments.check_payments(context(second.model_dump(mode="json", by_alias=True)), rt)
+    third = steps.check_payments(context(second.model_dump(mode="json", by_alias=True)), rt)
     assert (third.done, third.more) == (80, False)
     assert sorted(i for call in api.calls for i in call) == sorted(f"INV-{n}" for n in range(80))
 

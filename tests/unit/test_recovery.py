@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from helpers import function_environment
 
-from abrecon import lost_reports, steps
+from abrecon import contracts, lost_reports, steps
 from abrecon.errors import AnswerLostError, DocumentError, NotFoundError
 from abrecon.executions import ExecutionLookup
 from abrecon.models import Report, ReportDocument, ReportsPage
@@ -100,15 +100,15 @@ class Amazon:
         return ReportsPage(reports=[r for r in self.reports if r.createdTime and r.createdTime >= created_since])
 
 
-def request(number: str, reserved_at: float | None = None) -> steps.CreateReportInput:
-    return steps.CreateReportInput(
-        invoice=steps.ReportTarget(invoice_number=number), run_id="run-lost", reserved_at=reserved_at
+def request(number: str, reserved_at: float | None = None) -> contracts.CreateReportInput:
+    return contracts.CreateReportInput(
+        invoice=contracts.ReportTarget(invoice_number=number), run_id="run-lost", reserved_at=reserved_at
     )
 
 
 def run_until_settled(
     rt: Runtime, number: str, reserved_at: float | None = None, limit: int = 6
-) -> steps.CreateReportOutput:
+) -> contracts.CreateReportOutput:
     """Call create-report the way the state machine does: THROTTLED goes round again with its reserved slot."""
     for _ in range(limit):
         out = steps.create_report(request(number, reserved_at), rt)
@@ -213,7 +213,7 @@ def test_answers_lost_again_and_again_fail_the_invoice_for_this_run_only(rt: Run
     assert record is not None
     r.ledger.write("LOST-8", record, "run-lost", state=InvoiceState.FAILED, reason="x", create_attempt_at=None)
     # The next run starts with a fresh budget.
-    again = steps.create_report(steps.CreateReportInput(invoice=request("LOST-8").invoice, run_id="run-next"), r)
+    again = steps.create_report(contracts.CreateReportInput(invoice=request("LOST-8").invoice, run_id="run-next"), r)
     assert again.status == "THROTTLED" and len(amazon.reports) == lost_reports.MAX_LOST_ANSWERS + 1
 
 
@@ -255,7 +255,9 @@ class Aged:
 def test_a_report_amazon_no_longer_serves_gets_one_new_report(rt: Runtime) -> None:
     r = dataclasses.replace(rt, api=Aged())  # type: ignore[arg-type]
     r.ledger.write("AGED-1", None, "run-aged", state=InvoiceState.REQUESTED, report_id="OLD-1")
-    poll = steps.CheckReportInput(invoice_number="AGED-1", report_id="OLD-1", polls=0, max_polls=5, run_id="run-aged")
+    poll = contracts.CheckReportInput(
+        invoice_number="AGED-1", report_id="OLD-1", polls=0, max_polls=5, run_id="run-aged"
+    )
     out = steps.check_report(poll, r)
     assert (out.status, out.retry_seconds) == ("RETRY", 1)
     record = r.ledger.get("AGED-1")
@@ -341,7 +343,9 @@ def test_a_broken_document_is_retried_by_a_bounded_number_of_runs(rt: Runtime) -
     assert limit == 3  # the template's default
     r.ledger.write("BROKEN-1", None, "run-1", state=InvoiceState.REQUESTED, report_id="REP-B")
     for run in range(1, limit + 1):
-        item = steps.DownloadDocumentInput(invoice_number="BROKEN-1", report_document_id="DOC-B", run_id=f"run-{run}")
+        item = contracts.DownloadDocumentInput(
+            invoice_number="BROKEN-1", report_document_id="DOC-B", run_id=f"run-{run}"
+        )
         with pytest.raises(DocumentError) as caught:
             steps.download_document(item, r)
         record = r.ledger.get("BROKEN-1")
@@ -349,7 +353,7 @@ def test_a_broken_document_is_retried_by_a_bounded_number_of_runs(rt: Runtime) -
         assert record.terminal is (run == limit), run
         assert f"{run} of {limit} runs" in str(caught.value)
         assert record.report_id == "REP-B"  # the next run polls the same report again, no new one
-    out = steps.create_report(steps.CreateReportInput(invoice=request("BROKEN-1").invoice, run_id="run-9"), r)
+    out = steps.create_report(contracts.CreateReportInput(invoice=request("BROKEN-1").invoice, run_id="run-9"), r)
     assert out.status == "ALREADY_FAILED"
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from helpers import ROOT, function_environment
 
-from abrecon import steps
+from abrecon import contracts, steps
 from abrecon.errors import ServerError
 from abrecon.models import Report, ReportDocument
 from abrecon.pacing import Limit, Pacer
@@ -77,8 +77,8 @@ def test_a_retried_create_report_does_not_reuse_the_slot_its_failed_attempt_spen
     spent by the failed attempt's request, so the retry must reserve a new one (here: wait for it)."""
     api = FlakyReports()
     r = dataclasses.replace(rt, api=api, pacer=_starved_pacer(rt, "createReport"))  # type: ignore[arg-type]
-    request = steps.CreateReportInput(
-        invoice=steps.ReportTarget(invoice_number="SLOT-1"), run_id="run-a", reserved_at=r.ledger.now() - 1
+    request = contracts.CreateReportInput(
+        invoice=contracts.ReportTarget(invoice_number="SLOT-1"), run_id="run-a", reserved_at=r.ledger.now() - 1
     )
     with pytest.raises(ServerError):
         steps.create_report(request, r)  # the slot's request went out and failed
@@ -92,7 +92,7 @@ def test_a_retried_create_report_does_not_reuse_the_slot_its_failed_attempt_spen
 def test_a_retried_download_does_not_reuse_the_slot_its_failed_attempt_spent(rt: Runtime) -> None:
     api = FlakyReports()
     r = dataclasses.replace(rt, api=api, pacer=_starved_pacer(rt, "getReportDocument"))  # type: ignore[arg-type]
-    request = steps.DownloadDocumentInput(
+    request = contracts.DownloadDocumentInput(
         invoice_number="SLOT-2", report_document_id="DOC-SLOT-2", run_id="run-a", reserved_at=r.ledger.now() - 1
     )
     with pytest.raises(ServerError):
@@ -106,8 +106,8 @@ def test_an_unused_slot_is_used_once_waited_for(rt: Runtime) -> None:
     api = FlakyReports()
     api.calls = 1  # no failure this time
     r = dataclasses.replace(rt, api=api)  # type: ignore[arg-type]
-    request = steps.CreateReportInput(
-        invoice=steps.ReportTarget(invoice_number="SLOT-3"), run_id="run-a", reserved_at=r.ledger.now() - 1
+    request = contracts.CreateReportInput(
+        invoice=contracts.ReportTarget(invoice_number="SLOT-3"), run_id="run-a", reserved_at=r.ledger.now() - 1
     )
     assert steps.create_report(request, r).status == "REQUESTED"
 
@@ -181,7 +181,7 @@ def test_finance_reads_a_failure_recorded_by_the_state_machine_without_its_stack
         "stackTrace": ["Traceback (most recent call last):\n", '  File "/var/task/abrecon/storage.py", line 52\n'],
     }
     rt.ledger.write("REASON-1", None, run_id, state=InvoiceState.FAILED, reason=f"StorageError: {json.dumps(payload)}")
-    run = steps.RunContext(
+    run = contracts.RunContext(
         run_id=run_id,
         window_start=datetime(2026, 11, 14, tzinfo=UTC),
         window_end=datetime(2026, 11, 21, tzinfo=UTC),
@@ -222,12 +222,14 @@ def test_a_rerun_takes_a_transiently_failed_invoice_back_with_its_report(rt: Run
     # What "Record invoice failure" leaves: state FAILED with the reason, the reportId untouched, not terminal.
     r.ledger.write("OUTAGE-1", record, "run-a", state=InvoiceState.FAILED, reason="StorageError: S3 unavailable")
     out = steps.create_report(
-        steps.CreateReportInput(invoice=steps.ReportTarget(invoice_number="OUTAGE-1"), run_id="run-b"), r
+        contracts.CreateReportInput(invoice=contracts.ReportTarget(invoice_number="OUTAGE-1"), run_id="run-b"), r
     )
     assert (out.status, out.report_id, api.calls) == ("REQUESTED", "OUTAGE-1-R0", 0)
     api.calls = 1  # the stub's one failure is spent: the download goes through
     stored = steps.download_document(
-        steps.DownloadDocumentInput(invoice_number="OUTAGE-1", report_document_id="DOC-OUTAGE-1-R0", run_id="run-b"),
+        contracts.DownloadDocumentInput(
+            invoice_number="OUTAGE-1", report_document_id="DOC-OUTAGE-1-R0", run_id="run-b"
+        ),
         r,
     )
     assert stored.status == "STORED"

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from abrecon import reporting
+from abrecon.contracts import LineItemRow
 from abrecon.models import InvoiceDetail
 from abrecon.reporting import Outcome, Status
-from abrecon.steps import LineItemRow
 from abrecon.storage import InvoiceRecord
 
 RUN = "daily-2026-11-21T0600Z"

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from helpers import function_environment
 
-from abrecon import steps
+from abrecon import contracts, steps
 from abrecon.errors import DocumentUrlExpiredError
 from abrecon.models import Report, ReportDocument
 from abrecon.runtime import Runtime, get_runtime
@@ -56,10 +56,10 @@ def _with(rt: Runtime, **settings: Any) -> Runtime:
     return dataclasses.replace(rt, settings=rt.settings.model_copy(update=settings))
 
 
-def _fetch(emulator: Emulator, rt: Runtime, run_id: str) -> steps.RunContext:
+def _fetch(emulator: Emulator, rt: Runtime, run_id: str) -> contracts.RunContext:
     config = emulator.config
-    request = steps.FetchTransactionsInput(
-        request=steps.RunRequest.model_validate({"from": config.window_start, "to": config.window_end}),
+    request = contracts.FetchTransactionsInput(
+        request=contracts.RunRequest.model_validate({"from": config.window_start, "to": config.window_end}),
         run_id=run_id,
         start_time=datetime.now(UTC),
         default_poll_seconds=1,
@@ -138,15 +138,15 @@ class StubReports:
         return Report(reportId=report_id, processingStatus=status, reportDocumentId=document)  # type: ignore[arg-type]
 
 
-def _request(rt: Runtime, number: str, run_id: str) -> steps.CreateReportOutput:
+def _request(rt: Runtime, number: str, run_id: str) -> contracts.CreateReportOutput:
     return steps.create_report(
-        steps.CreateReportInput(invoice=steps.ReportTarget(invoice_number=number), run_id=run_id), rt
+        contracts.CreateReportInput(invoice=contracts.ReportTarget(invoice_number=number), run_id=run_id), rt
     )
 
 
-def _check(rt: Runtime, number: str, report_id: str, run_id: str) -> steps.CheckReportOutput:
+def _check(rt: Runtime, number: str, report_id: str, run_id: str) -> contracts.CheckReportOutput:
     return steps.check_report(
-        steps.CheckReportInput(invoice_number=number, report_id=report_id, polls=0, max_polls=5, run_id=run_id), rt
+        contracts.CheckReportInput(invoice_number=number, report_id=report_id, polls=0, max_polls=5, run_id=run_id), rt
     )
 
 
@@ -241,9 +241,9 @@ class StubDocuments:
         raise AssertionError("an expired URL never costs a new report")
 
 
-def _download(rt: Runtime, number: str) -> steps.DownloadDocumentOutput:
+def _download(rt: Runtime, number: str) -> contracts.DownloadDocumentOutput:
     return steps.download_document(
-        steps.DownloadDocumentInput(invoice_number=number, report_document_id=f"DOC-{number}", run_id="dl-run"), rt
+        contracts.DownloadDocumentInput(invoice_number=number, report_document_id=f"DOC-{number}", run_id="dl-run"), rt
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import load_event, template_environment, template_stack
 from unit_fakes import StrictS3
 
-from abrecon import steps
+from abrecon import contracts, steps
 from abrecon.models import TransactionsPage
 from abrecon.runtime import Runtime
 from abrecon.settings import Settings
@@ -59,9 +59,9 @@ def test_fetch_transactions_may_read_back_the_line_items_its_last_invocation_wro
     settings = Settings.model_validate(template_environment())
     rt = Runtime(settings=settings, api=OneEmptyPage(), store=store, ledger=None, pacer=None)  # type: ignore[arg-type]
     event = load_event("fetch-transactions")
-    first = steps.fetch_transactions(steps.FetchTransactionsInput.model_validate(event), rt)
+    first = steps.fetch_transactions(contracts.FetchTransactionsInput.model_validate(event), rt)
     resumed = first.model_dump(mode="json", by_alias=True) | {"nextPageToken": "page-2"}
-    steps.fetch_transactions(steps.FetchTransactionsInput.model_validate(event | {"resume": resumed}), rt)
+    steps.fetch_transactions(contracts.FetchTransactionsInput.model_validate(event | {"resume": resumed}), rt)
     key = f"runs/{event['runId']}/line-items.json"
     assert s3.calls == [("PutObject", key), ("GetObject", key), ("PutObject", key)]
     assert _ungranted("FetchTransactionsFunction", s3.calls) == []

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import ROOT, TEMPLATE
 
-from abrecon.steps import RunSummary
+from abrecon.contracts import RunSummary
 from abrecon_sandbox.stack import load_template
 
 LAYER = ROOT / "layers" / "abrecon" / "abrecon"

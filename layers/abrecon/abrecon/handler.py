@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
-from abrecon import steps
 from abrecon.budget import TimeBudget
+from abrecon.contracts import StepModel
 from abrecon.errors import InvalidInputError
 from abrecon.runtime import Runtime, get_runtime
 
@@ -24,7 +24,7 @@ InputT = TypeVar("InputT", bound=BaseModel)
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], steps.StepModel]) -> Handler:
+def step_handler(input_model: type[InputT], step: Callable[[InputT, Runtime], StepModel]) -> Handler:
     """Wrap a domain step as a Lambda handler: parse the event into input_model, run step, return its JSON."""
 
     @logger.inject_lambda_context(correlation_id_path="runId")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,9 +20,10 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import Field
 
+from abrecon.contracts import StepModel
 from abrecon.errors import ConfigurationError
+from abrecon.models import as_utc
 from abrecon.runtime import Runtime
-from abrecon.steps import StepModel
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -42,10 +43,6 @@ __all__ = [
 EXECUTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _checked(name: str) -> str:
     if not EXECUTION_NAME.match(name):
         raise ValueError(f"not a valid execution name: {name!r}")
@@ -54,14 +51,14 @@ def _checked(name: str) -> str:
 
 def scheduled_name(scheduled_time: datetime) -> str:
     """The execution name of a scheduled run: one name per scheduled time, e.g. scheduled-2026-11-21T060000Z."""
-    return _checked(f"scheduled-{_utc(scheduled_time):%Y-%m-%dT%H%M%SZ}")
+    return _checked(f"scheduled-{as_utc(scheduled_time):%Y-%m-%dT%H%M%SZ}")
 
 
 def backfill_name(start: datetime, end: datetime, now: datetime) -> str:
     """The execution name of a backfill: its window's days and when it was started, so a backfill can be repeated."""
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     last = end - timedelta(microseconds=1)
-    return _checked(f"backfill-{start:%Y-%m-%d}-to-{last:%Y-%m-%d}-at-{_utc(now):%Y%m%dT%H%M%SZ}")
+    return _checked(f"backfill-{start:%Y-%m-%d}-to-{last:%Y-%m-%d}-at-{as_utc(now):%Y%m%dT%H%M%SZ}")
 
 
 def window_input(
@@ -69,8 +66,8 @@ def window_input(
 ) -> dict[str, Any]:
     """The execution input for a window (from inclusive, to exclusive), as in events/backfill.json."""
     run: dict[str, Any] = {
-        "from": _utc(start).isoformat().replace("+00:00", "Z"),
-        "to": _utc(end).isoformat().replace("+00:00", "Z"),
+        "from": as_utc(start).isoformat().replace("+00:00", "Z"),
+        "to": as_utc(end).isoformat().replace("+00:00", "Z"),
     }
     if poll_seconds is not None:
         run["pollSeconds"] = poll_seconds
@@ -140,7 +137,7 @@ def start_scheduled_run(event: ScheduledStart, rt: Runtime) -> StartedRun:
     machine = rt.settings.state_machine_arn
     if not machine:
         raise ConfigurationError("STATE_MACHINE_ARN is not set: only the start-run function starts runs")
-    end = _utc(event.scheduled_time)
+    end = as_utc(event.scheduled_time)
     start = end - timedelta(days=rt.settings.lookback_days)
     name = scheduled_name(end)
     arn, started = start_execution(_stepfunctions(), machine, name, window_input(start, end))

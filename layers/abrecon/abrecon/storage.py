@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -30,6 +30,10 @@ BATCH_GET_LIMIT = 100
 PARALLEL_S3_REQUESTS = 16
 # A create-only write answered 409 (another write of the key in progress) is tried again this often, full jitter.
 WRITE_CONFLICT_RETRY = RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=2.0)
+# Reads and conditional writes of one invoice's record before another execution's changes count as a failure.
+LEDGER_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -352,6 +356,45 @@ class Ledger:
                 raise LedgerConflict(invoice_number) from exc
         merged = {**(expected.model_dump(by_alias=True) if expected else {}), **item}
         return InvoiceRecord.model_validate(merged)
+
+    def with_retries(self, invoice_number: str, attempt: Callable[[InvoiceRecord | None], T]) -> T:
+        """Read the invoice's record and hand it to ``attempt``, which decides and writes (Ledger.write); when a
+        write finds the record changed meanwhile (LedgerConflict), read it again and ask again, LEDGER_ATTEMPTS
+        times in all, then StorageError. The one read-check-write loop of the ledger: ``update`` is built on it."""
+        for _attempt in range(LEDGER_ATTEMPTS):
+            record = self.get(invoice_number)
+            try:
+                return attempt(record)
+            except LedgerConflict:
+                continue
+        raise StorageError(f"invoice {invoice_number}: the ledger entry kept changing under three attempts")
+
+    @overload
+    def update(
+        self, invoice_number: str, run_id: str, decide: Callable[[InvoiceRecord | None], dict[str, Any]]
+    ) -> InvoiceRecord: ...
+
+    @overload
+    def update(
+        self, invoice_number: str, run_id: str, decide: Callable[[InvoiceRecord | None], dict[str, Any] | None]
+    ) -> InvoiceRecord | None: ...
+
+    def update(
+        self,
+        invoice_number: str,
+        run_id: str,
+        decide: Callable[[InvoiceRecord | None], dict[str, Any] | None],
+    ) -> InvoiceRecord | None:
+        """Write the fields ``decide`` picks for the record as read (None: write nothing), retrying on a conflict.
+
+        Returns the record as written, or as read when ``decide`` wrote nothing.
+        """
+
+        def write_decided(record: InvoiceRecord | None) -> InvoiceRecord | None:
+            fields = decide(record)
+            return record if fields is None else self.write(invoice_number, record, run_id, **fields)
+
+        return self.with_retries(invoice_number, write_decided)
 
     def _landed(self, invoice_number: str, base: dict[str, Any]) -> bool:
         """Whether the ledger holds exactly the write `base` began (same version, run and heartbeat)."""

@@ -18,19 +18,19 @@ from aws_lambda_powertools import Logger
 from pydantic import Field
 
 from abrecon.client import MAX_INVOICES_PER_PAYMENT_CALL
+from abrecon.contracts import LineItemRow, PaymentsProgress, RunContext, StepModel
 from abrecon.errors import ApiError
 from abrecon.line_items import match_key
 from abrecon.models import ErrorDetail, InvoiceDetail, InvoicePaymentDetailResult
 from abrecon.payment_status import (
     STATUS_ERROR,
     PaymentRecord,
-    metric_name,
     open_payments,
     read_payments,
     write_payments,
 )
+from abrecon.run_files import read_details, run_key
 from abrecon.runtime import Runtime
-from abrecon.steps import LineItemRow, RunContext, StepModel, _is_credit_memo, _read_details, _run_key
 
 logger = Logger(child=True)
 
@@ -44,30 +44,13 @@ class PaymentTarget(StepModel):
     currency: str | None = None
 
 
-class PaymentsProgress(StepModel):
-    """How far the run got through its list; `statuses` counts this invocation's answers (the metrics)."""
-
-    targets_key: str = Field(alias="targetsKey")
-    total: int = Field(ge=0)
-    done: int = Field(ge=0)
-    more: bool
-    statuses: dict[str, int] = Field(default_factory=dict)
-
-    def metrics(self) -> dict[str, float]:
-        """Answers by payment status (PaymentsClosed, PaymentsPastDue, ...; PaymentsError for ERROR)."""
-        counts: Counter[str] = Counter()
-        for status, n in self.statuses.items():
-            counts[metric_name(status)] += n
-        return {name: float(n) for name, n in counts.items()}
-
-
 def check_payments(run: RunContext, rt: Runtime) -> PaymentsProgress:
     """Ask for the payment details of the next invoices on the run's list, as many batches as time allows."""
     now = datetime.now(UTC)
     resumed = run.payments if run.payments and run.payments.get("more") else None
     if resumed is None:
         targets = payment_targets(run, rt, now.date())
-        key = _run_key(run.run_id, "payment-targets.json")
+        key = run_key(run.run_id, "payment-targets.json")
         rt.store.put_json(key, [t.model_dump(mode="json", by_alias=True) for t in targets])
         done = 0
     else:
@@ -96,9 +79,9 @@ def payment_targets(run: RunContext, rt: Runtime, today: date) -> list[PaymentTa
     Unpaid entries older than the lookback (by invoice date) leave the open index: no later run asks again.
     """
     rows = [LineItemRow.model_validate(r) for r in rt.store.get_json(run.line_items_key)]
-    matches: dict[str, list[str]] = rt.store.get_json(_run_key(run.run_id, "matches.json"))
-    details = _read_details(rt, (n for numbers in matches.values() for n in numbers))
-    invoices = {n: d for n, d in details.items() if not _is_credit_memo(d)}
+    matches: dict[str, list[str]] = rt.store.get_json(run_key(run.run_id, "matches.json"))
+    details = read_details(rt.store, (n for numbers in matches.values() for n in numbers))
+    invoices = {n: d for n, d in details.items() if not d.is_credit_memo}
     charged, currencies = _charges(rows, matches, invoices)
     targets = [
         PaymentTarget(
@@ -118,14 +101,7 @@ def payment_targets(run: RunContext, rt: Runtime, today: date) -> list[PaymentTa
             note = f"older than the {rt.settings.payment_lookback_days}-day lookback: no longer asked"
             stale.append({k: v for k, v in record.as_item().items() if k != "openKind"} | {"reason": note})
             continue
-        targets.append(
-            PaymentTarget(
-                invoice_number=record.invoice_number,
-                invoice_date=record.invoice_date,
-                amount=record.amount,
-                currency=record.currency,
-            )
-        )
+        targets.append(PaymentTarget.model_validate(record, from_attributes=True))
     if stale:
         rt.ledger.put_items(stale)
     return targets
@@ -181,10 +157,7 @@ def _check_batch(rt: Runtime, batch: list[PaymentTarget], run_id: str, now: date
             due = before[target.invoice_number].due_date  # keep the due date an earlier check found
         records.append(
             PaymentRecord(
-                invoice_number=target.invoice_number,
-                invoice_date=target.invoice_date,
-                amount=target.amount,
-                currency=target.currency,
+                **target.model_dump(),
                 status=status,
                 due_date=due,
                 checked_at=now,
