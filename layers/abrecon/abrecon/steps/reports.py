@@ -80,16 +80,7 @@ def _prepare_request(
     if wait > 0:
         return CreateReportOutput(status="THROTTLED", wait_seconds=math.ceil(wait), reserved_at=reserved_at)
     # The attempt goes to the ledger before the call: if its answer is lost, a retry knows to look first.
-    return rt.ledger.write(
-        number,
-        record,
-        request.run_id,
-        state=InvoiceState.CLAIMED,
-        reason=None,
-        create_attempt_at=rt.ledger.now(),
-        create_attempt_until=None,
-        open_kind="ATTEMPT",
-    )
+    return _claimed(rt, request, record, attempt_at=rt.ledger.now())
 
 
 def _send_request(request: CreateReportInput, record: InvoiceRecord, rt: Runtime) -> CreateReportOutput:
@@ -196,14 +187,23 @@ def _look_for_lost_report(
         _record_report_id(rt, number, record, request.run_id, found.report_id)
         return CreateReportOutput(status="REQUESTED", report_id=found.report_id)
     logger.warning("the report of a lost createReport answer is not identifiable; asking again")
+    return _claimed(rt, request, record, attempt_at=None)
+
+
+def _claimed(
+    rt: Runtime, request: CreateReportInput, record: InvoiceRecord, *, attempt_at: float | None
+) -> InvoiceRecord:
+    """Keep the invoice claimed, with the createReport attempt about to be sent (in the open index, so other lookups
+    see it) or with none."""
     return rt.ledger.write(
-        number,
+        request.invoice.invoice_number,
         record,
         request.run_id,
         state=InvoiceState.CLAIMED,
         reason=None,
-        create_attempt_at=None,
+        create_attempt_at=attempt_at,
         create_attempt_until=None,
+        **({"open_kind": "ATTEMPT"} if attempt_at is not None else {}),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,30 +34,7 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
     records = {n: r.model_copy(update={"reason": readable_reason(r.reason)}) for n, r in records.items()}
     credit_memos = {n for numbers in matches.values() for n in numbers} - {t.invoice_number for t in targets}
     pending = sum(1 for row in rows if not matches.get(line_items.match_key(row)))
-    failures, deferrals, keys, elsewhere = [], [], [], []
-    stored_before = 0
-    for target in targets if run.pdfs_requested else []:  # no PDFs asked for: nothing in the ledger to account
-        record = records.get(target.invoice_number)
-        if record is None:
-            failures.append({"invoiceNumber": target.invoice_number, "reason": "no ledger entry: the step never ran"})
-        elif record.state is InvoiceState.STORED:
-            if record.run_id == run.run_id:
-                keys.extend(record.s3_keys)
-            else:
-                stored_before += 1  # by an earlier run, or by a parallel execution of the same window
-        elif record.state is InvoiceState.DEFERRED:
-            deferrals.append({"invoiceNumber": target.invoice_number, "reason": record.reason or ""})
-        elif record.state is InvoiceState.FAILED:
-            failures.append({"invoiceNumber": target.invoice_number, "reason": record.reason or "failed"})
-        elif record.run_id != run.run_id:
-            elsewhere.append(target.invoice_number)  # a parallel execution owns it and reports it
-        else:
-            failures.append(
-                {
-                    "invoiceNumber": target.invoice_number,
-                    "reason": f"the run ended with the invoice still {record.state.value}",
-                }
-            )
+    ledger = _account_invoices(targets if run.pdfs_requested else [], records, run.run_id)
     totals: dict[str, Decimal] = {}
     for row in rows:
         if row.amount is not None:
@@ -71,16 +49,16 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         line_items=len(rows),
         invoices=len(targets),
         credit_memos=len(credit_memos),
-        already_stored=stored_before,
-        documents_stored=len(keys),
-        failed=len(failures),
+        already_stored=ledger.stored_before,
+        documents_stored=len(ledger.keys),
+        failed=len(ledger.failures),
         pending=pending,
-        deferred=len(deferrals),
-        in_progress_elsewhere=len(elsewhere),
+        deferred=len(ledger.deferrals),
+        in_progress_elsewhere=len(ledger.elsewhere),
         carried_over=run.carried_over,
-        s3_keys=sorted(keys),
-        failures=failures,
-        deferrals=deferrals,
+        s3_keys=sorted(ledger.keys),
+        failures=ledger.failures,
+        deferrals=ledger.deferrals,
         totals={c: str(v) for c, v in totals.items()},
         summary_key=summary_key,
         pdfs_requested=run.pdfs_requested,
@@ -107,6 +85,47 @@ def summarize_run(run: RunContext, rt: Runtime) -> Notification:
         message=reporting.finance_message(report, summary_key=summary_key),
         summary=summary.counts_only(),
     )
+
+
+@dataclass
+class _InvoiceAccount:
+    """Where the run's invoices ended up in the ledger."""
+
+    failures: list[dict[str, str]] = field(default_factory=list)
+    deferrals: list[dict[str, str]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the documents this run stored
+    elsewhere: list[str] = field(default_factory=list)
+    stored_before: int = 0
+
+
+def _account_invoices(targets: list[ReportTarget], records: dict[str, InvoiceRecord], run_id: str) -> _InvoiceAccount:
+    """Each invoice's outcome as its ledger entry tells it (no PDFs asked for: no targets, nothing to account)."""
+    account = _InvoiceAccount()
+    for target in targets:
+        record = records.get(target.invoice_number)
+        if record is None:
+            account.failures.append(
+                {"invoiceNumber": target.invoice_number, "reason": "no ledger entry: the step never ran"}
+            )
+        elif record.state is InvoiceState.STORED:
+            if record.run_id == run_id:
+                account.keys.extend(record.s3_keys)
+            else:
+                account.stored_before += 1  # by an earlier run, or by a parallel execution of the same window
+        elif record.state is InvoiceState.DEFERRED:
+            account.deferrals.append({"invoiceNumber": target.invoice_number, "reason": record.reason or ""})
+        elif record.state is InvoiceState.FAILED:
+            account.failures.append({"invoiceNumber": target.invoice_number, "reason": record.reason or "failed"})
+        elif record.run_id != run_id:
+            account.elsewhere.append(target.invoice_number)  # a parallel execution owns it and reports it
+        else:
+            account.failures.append(
+                {
+                    "invoiceNumber": target.invoice_number,
+                    "reason": f"the run ended with the invoice still {record.state.value}",
+                }
+            )
+    return account
 
 
 def _run_payments(run: RunContext, rt: Runtime, matches: dict[str, list[str]]) -> payment_status.RunPayments | None:
