@@ -18,7 +18,7 @@ from abrecon.models import TransactionsPage
 from abrecon.runtime import Runtime
 from abrecon.settings import Settings
 from abrecon.storage import DocumentStore
-from abrecon_sandbox.stack import _create
+from abrecon_sandbox.aws.stack import _create
 
 TEMPLATE, STACK, RESOLVER = template_stack()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

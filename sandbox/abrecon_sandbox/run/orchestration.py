@@ -18,9 +18,7 @@ from botocore.exceptions import ClientError
 from abrecon._http import require_secure_url
 from abrecon.errors import ConfigurationError
 from abrecon.pacing import parse_limits
-from abrecon_sandbox import audit
-from abrecon_sandbox.aws import LocalAws
-from abrecon_sandbox.aws_faults import (
+from abrecon_sandbox.aws.faults import (
     ABORT_PROFILE,
     SERVICE_FAULT_PROFILES,
     S3WriteFaults,
@@ -30,11 +28,13 @@ from abrecon_sandbox.aws_faults import (
     emulator_profile,
     ledger_holds_claims,
 )
+from abrecon_sandbox.aws.local_aws import LocalAws
+from abrecon_sandbox.aws.stack import load_template
+from abrecon_sandbox.bench.floor import floor_timeline
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.floor import floor_timeline
-from abrecon_sandbox.stack import load_template
+from abrecon_sandbox.run import audit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 AMAZON_POLL_SECONDS = 15
 AMAZON_FATAL_RETRY_SECONDS = 300  # the template's FatalRetrySeconds default

@@ -58,7 +58,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from werkzeug.wsgi import get_input_stream
 
-from abrecon_sandbox.stack import ACCOUNT_ID, REGION, Resolver, Stack, TemplateError, load_template
+from abrecon_sandbox.aws.stack import ACCOUNT_ID, REGION, Resolver, Stack, TemplateError, load_template
 
 # moto's ASL interpreter signs with this key (boto_client_for); it is the state machine's when not replaced.
 MOTO_INTERPRETER_ACCESS_KEY = "ak"
@@ -167,7 +167,7 @@ def check_condition_operators(policy: NamedPolicy) -> None:
     for statement in policy.statements():
         for key in ("NotResource", "NotPrincipal"):
             if key in statement:
-                raise PolicyError(f"{policy.name}: {key} is not evaluated by the sandbox (abrecon_sandbox.iam)")
+                raise PolicyError(f"{policy.name}: {key} is not evaluated by the sandbox (abrecon_sandbox.aws.iam)")
         for operator in statement.get("Condition", {}):
             base = operator.removesuffix("IfExists")
             if base not in _POSITIVE and base not in _NEGATED and base != "Null":

@@ -151,7 +151,7 @@ def _tags(name: str) -> str:
 
 def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[str, str], endpoint_url: str) -> Stack:
     """Create every resource of the template in moto at endpoint_url, in dependency order."""
-    from abrecon_sandbox.parameters import check_parameters
+    from abrecon_sandbox.aws.parameters import check_parameters
 
     template = load_template(template_path)
     declared: dict[str, Any] = template.get("Parameters", {})
@@ -396,7 +396,7 @@ def _function(
     resolver: Resolver,
     arn_prefix: str,
 ) -> None:
-    from abrecon_sandbox.lambdas import FunctionSpec
+    from abrecon_sandbox.aws.lambdas import FunctionSpec
 
     merged = {**resolver.resolve(globals_function), **props}
     variables = {
