@@ -164,6 +164,6 @@ def test_the_execution_log_group_has_a_vended_logs_name_and_the_sandbox_creates_
         assert service == "logs"
         return Logs()
 
-    _create("AWS::Logs::LogGroup", "ReconcileStateMachineLogs", props, stack, client, {}, {}, resolver)
+    _create("AWS::Logs::LogGroup", "ReconcileStateMachineLogs", props, stack, client, {}, resolver)
     assert created == ["/aws/vendedlogs/states/abrecon-sandbox-reconcile"]
     assert stack.output("ReconcileStateMachineLogs", "Arn").endswith(":log-group:" + created[0] + ":*")
