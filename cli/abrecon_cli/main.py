@@ -15,13 +15,8 @@ def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
     from abrecon.errors import ConfigurationError
     from abrecon_sandbox.aws.stack import TemplateError
-    from abrecon_sandbox.run.orchestration import (
-        SandboxOptions,
-        SandboxRun,
-        lwa_credentials_from,
-        rerun_sandbox,
-        run_sandbox,
-    )
+    from abrecon_sandbox.run.options import SandboxOptions, lwa_credentials_from
+    from abrecon_sandbox.run.orchestration import SandboxRun, rerun_sandbox, run_sandbox
 
     try:
         credentials = None

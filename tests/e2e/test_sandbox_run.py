@@ -18,7 +18,8 @@ from pypdf import PdfReader
 
 from abrecon import reporting
 from abrecon_sandbox.bench.benchmark import time_over_floor
-from abrecon_sandbox.run.orchestration import SandboxOptions, SandboxRun
+from abrecon_sandbox.run.options import SandboxOptions
+from abrecon_sandbox.run.orchestration import SandboxRun
 
 REQUIRED_FIELDS = {
     "status",

@@ -36,7 +36,8 @@ from helpers import ROOT, kept_sandbox_run
 
 from abrecon_sandbox.aws.faults import AWS_FAULT_PROFILES, all_fault_profiles
 from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
-from abrecon_sandbox.run.orchestration import SandboxOptions, SandboxRun, rerun_sandbox
+from abrecon_sandbox.run.options import SandboxOptions
+from abrecon_sandbox.run.orchestration import SandboxRun, rerun_sandbox
 
 CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash", "lost-report-answers",
                "dynamodb-5xx", "missing-shipment-ids")  # fmt: skip

@@ -13,7 +13,7 @@ from helpers import local_aws_for, start_execution, stored_summary, wait_for_exe
 
 from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run.orchestration import scaled_rate_limits
+from abrecon_sandbox.run.options import scaled_rate_limits
 
 SPEED = 600.0
 

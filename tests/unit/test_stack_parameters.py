@@ -11,7 +11,7 @@ from helpers import TEMPLATE
 
 from abrecon_sandbox.aws.parameters import ParameterError, check_parameters
 from abrecon_sandbox.aws.stack import TemplateError, _check_schedule, build_stack, load_template
-from abrecon_sandbox.run.orchestration import SandboxOptions, scaled_rate_limits
+from abrecon_sandbox.run.options import SandboxOptions, scaled_rate_limits
 
 DECLARED: dict[str, Any] = load_template(TEMPLATE)["Parameters"]
 DEFAULTS = {name: str(p["Default"]) for name, p in DECLARED.items()}

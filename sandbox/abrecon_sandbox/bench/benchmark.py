@@ -23,7 +23,8 @@ from typing import Any
 from abrecon_sandbox.aws.quotas import HISTORY_QUOTA_EVENTS, PAYLOAD_QUOTA_BYTES
 from abrecon_sandbox.bench.naive import run_naive
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run.orchestration import PROJECT_ROOT, SandboxOptions, run_sandbox
+from abrecon_sandbox.run.options import PROJECT_ROOT, SandboxOptions
+from abrecon_sandbox.run.orchestration import run_sandbox
 
 PARSER_DEFAULT_OUT = PROJECT_ROOT / ".sandbox" / "bench.json"
 # AWS list prices, us-east-1, as published on the services' pricing pages (checked 2026-11):

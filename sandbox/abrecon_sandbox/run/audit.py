@@ -12,9 +12,15 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from abrecon_sandbox.aws.faults import ABORT_PROFILE
 from abrecon_sandbox.emulator import Emulator
+from abrecon_sandbox.run.summary import AuditVerdict, Disk, SecretsInLogs, Summary
+
+if TYPE_CHECKING:
+    from abrecon_sandbox.aws.local_aws import LocalAws
+    from abrecon_sandbox.run.options import SandboxOptions
 
 # A line item's state after a run, best first; LOST is anything that is not one of the explained states.
 ACCOUNTED_STATES = ("STORED", "NOT_REQUESTED", "PENDING", "DEFERRED", "FAILED")
@@ -241,3 +247,104 @@ def secrets_in_logs(log_dir: Path, secrets: Iterable[str]) -> dict[str, Any]:
                 if any(needle in line for needle in needles):
                     hits[path.name] += 1
     return {"lines": sum(hits.values()), "files": dict(hits), "linesScanned": scanned, "secrets": len(needles)}
+
+
+def audit_run(
+    options: SandboxOptions,
+    emulator: Emulator | None,
+    aws: LocalAws,
+    run_id: str,
+    run_summary: Mapping[str, Any],
+    summary: Summary,
+    served: set[tuple[str, str, str, str]] | None = None,
+) -> None:
+    """The run checked from the outside, into the summary's audit fields: every line item Amazon listed accounted
+    for, no duplicate, every object under the stack's key, no secret in a log line, nothing on disk, no quota,
+    timeout or IAM refusal. `summary.audit.passed` is False with the problems."""
+    assert aws.stack is not None
+    stack = aws.stack
+    bucket = stack.output("DocumentBucket")
+    summary.faults = options.faults
+    problems = _account(aws, run_id, run_summary, summary, served)
+    duplicates = summary.duplicates
+    for what in ("reports", "objects"):
+        if duplicates is not None and getattr(duplicates, what):
+            problems.append(f"{getattr(duplicates, what)} duplicate {what}")
+    summary.unencrypted_objects = unencrypted_objects(aws, bucket, stack.output("DocumentKey", "Arn"))
+    if summary.unencrypted_objects:
+        problems.append(f"{len(summary.unencrypted_objects)} objects not under SSE-KMS with the stack's key")
+    credentials = emulator.credentials if emulator else dict(options.lwa_credentials or {})
+    secrets = [credentials.get("client_secret", ""), credentials.get("refresh_token", "")]
+    secrets += emulator.issued_access_tokens() if emulator else []
+    summary.secrets_in_logs = SecretsInLogs.model_validate(secrets_in_logs(options.log_dir, secrets))
+    if summary.secrets_in_logs.lines:
+        problems.append(f"{summary.secrets_in_logs.lines} log lines carry a secret or access token")
+    disk = aws.disk_report()
+    summary.disk = Disk.model_validate(disk)
+    if summary.disk.writes or summary.disk.left_on_disk:
+        problems.append(f"functions wrote to disk: {disk}")
+    summary.faults_injected = _faults_injected(options, emulator, aws, summary.status)
+    problems += _limit_problems(summary)
+    summary.audit = AuditVerdict(passed=not problems, problems=problems)
+
+
+def _account(
+    aws: LocalAws,
+    run_id: str,
+    run_summary: Mapping[str, Any],
+    summary: Summary,
+    served: set[tuple[str, str, str, str]] | None,
+) -> list[str]:
+    """Every line item accounted for (account_line_items), into the summary; the problems found."""
+    assert aws.stack is not None
+    if not run_summary:
+        summary.accounted_for, summary.lost, summary.line_item_states, summary.lost_items = 0, None, {}, []
+        return ["the execution did not succeed: nothing can be accounted for"]
+    stack = aws.stack
+    finance_message = summary.finance_message.model_dump(by_alias=True) if summary.finance_message else None
+    accounting = account_line_items(
+        aws, stack.output("DocumentBucket"), stack.output("LedgerTable"), run_id, run_summary, finance_message, served
+    )
+    summary.accounted_for = accounting["accountedFor"]
+    summary.lost = accounting["lost"]
+    summary.line_item_states = accounting["lineItemStates"]
+    summary.lost_items = accounting["lostItems"]
+    summary.served = accounting["served"]
+    problems = []
+    if accounting["lost"]:
+        problems.append(f"{accounting['lost']} line items lost: {accounting['lostItems']}")
+    if accounting["duplicatedLineItems"]:
+        problems.append(f"{accounting['duplicatedLineItems']} line items listed twice in the run")
+    if accounting["lineItems"] != run_summary.get("lineItems"):
+        listed, said = accounting["lineItems"], run_summary.get("lineItems")
+        problems.append(f"the summary says {said} line items, the run listed {listed}")
+    return problems
+
+
+def _faults_injected(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws, status: str) -> dict[str, int]:
+    """Every fault injected, on Amazon's side (the emulator) and AWS's (S3, services, aborts, handler crashes)."""
+    assert aws.pool is not None
+    injected: Counter[str] = Counter(emulator.stats().get("faultsInjected", {}) if emulator else {})
+    if aws.s3_faults is not None:
+        injected.update(aws.s3_faults.injected)
+    if aws.router is not None and aws.router.service_faults is not None:
+        injected.update(aws.router.service_faults.injected)
+    if status == "ABORTED" and options.faults == ABORT_PROFILE:
+        injected["execution-aborted"] += 1
+    crashes = sum(aws.pool.stats.crashes.values())
+    if crashes:
+        injected["handler-crash"] += crashes
+    return dict(sorted(injected.items()))
+
+
+def _limit_problems(summary: Summary) -> list[str]:
+    """Step Functions quotas, Lambda timeouts and IAM refusals: each fails the audit."""
+    problems = []
+    if summary.quota_violations:
+        problems.append(f"Step Functions quotas exceeded: {summary.quota_violations}")
+    if summary.lambda_timeouts:
+        problems.append(f"{summary.lambda_timeouts} Lambda invocations ran out of time (Sandbox.Timedout)")
+    # No fault profile refuses requests on purpose: every denial is a call AWS would refuse the deployed stack.
+    if summary.access_denied:
+        problems.append(f"{summary.access_denied} requests AWS would refuse (IAM): {summary.access_denied_calls[:3]}")
+    return problems

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
-from botocore.exceptions import ClientError
-
-from abrecon._http import require_secure_url
 from abrecon.errors import ConfigurationError
 from abrecon.pacing import parse_limits
 from abrecon_sandbox.aws.faults import (
@@ -23,112 +16,18 @@ from abrecon_sandbox.aws.faults import (
     SERVICE_FAULT_PROFILES,
     S3WriteFaults,
     ServiceFaults,
-    all_fault_profiles,
     crash_environment,
     emulator_profile,
     ledger_holds_claims,
 )
 from abrecon_sandbox.aws.local_aws import LocalAws
-from abrecon_sandbox.aws.stack import load_template
 from abrecon_sandbox.bench.floor import floor_timeline
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 from abrecon_sandbox.run import audit
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE = PROJECT_ROOT / "template.yaml"
-AMAZON_POLL_SECONDS = 15
-AMAZON_FATAL_RETRY_SECONDS = 300  # the template's FatalRetrySeconds default
-# Where `--api-endpoint` runs take the LWA credentials from when no flag gives them.
-LWA_CREDENTIAL_ENV = {  # nosec B105 # names of environment variables, not their values
-    "client_id": "ABRECON_LWA_CLIENT_ID",
-    "client_secret": "ABRECON_LWA_CLIENT_SECRET",
-    "refresh_token": "ABRECON_LWA_REFRESH_TOKEN",
-}
-
-
-def scaled_rate_limits(speed: float) -> str:
-    """The template's ApiRateLimits with every rate multiplied by speed, matching the emulator's sped-up buckets."""
-    default = str(load_template(TEMPLATE)["Parameters"]["ApiRateLimits"]["Default"])
-    return ",".join(f"{op}={limit.rate * speed:g}/{limit.burst}" for op, limit in parse_limits(default).items())
-
-
-class SandboxError(Exception):
-    """The sandbox could not run the pipeline to an end."""
-
-
-@dataclass(frozen=True)
-class SandboxOptions:
-    """What `abrecon sandbox run` takes."""
-
-    seed: int = 7
-    orders: int = 30
-    speed: float = 60.0
-    poll_seconds: int | None = None
-    summary_file: Path | None = None
-    deadline_seconds: float = 900.0
-    log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / ".sandbox" / "logs")
-    region: str = "NA"  # the template's AmazonBusinessRegion; the built-in emulator has NA and JP data
-    jp_inconsistent_invoices: int = 0  # JP: invoices the emulator breaks on purpose (the checks must flag them)
-    faults: str = "none"  # a fault profile: the built-in emulator's, or the sandbox's AWS-side ones (aws_faults.py)
-    max_polls: int | None = None  # the template's MaxPolls (default 240): fewer defers stuck reports sooner
-    # Another Amazon Business endpoint (Amazon's sandbox, someone's mock) instead of the built-in emulator;
-    # then the LWA credentials come from lwa_credentials (see lwa_credentials_from) and the window from window_*.
-    api_endpoint: str | None = None
-    lwa_endpoint: str | None = None
-    lwa_credentials: Mapping[str, str] | None = field(default=None, repr=False)
-    window_from: datetime | None = None
-    window_to: datetime | None = None
-    export_dir: Path | None = None  # the run's report (CSV, HTML) and PDFs, copied here in the bucket's layout
-    max_items_per_order: int = 4  # the built-in emulator's data set: 1 to this many line items an order
-
-    @property
-    def effective_poll_seconds(self) -> int:
-        """Amazon's 15 s poll interval divided by the speed factor (Wait states take whole seconds)."""
-        return self.poll_seconds or max(1, round(AMAZON_POLL_SECONDS / self.speed))
-
-    @property
-    def fatal_retry_seconds(self) -> int:
-        """The cool-down before the one new report after a FATAL, divided by the speed factor."""
-        return max(1, round(AMAZON_FATAL_RETRY_SECONDS / self.speed))
-
-
-def lwa_credentials_from(
-    client_id: str | None = None,
-    client_secret: str | None = None,
-    refresh_token: str | None = None,
-    environ: Mapping[str, str] = os.environ,
-) -> dict[str, str]:
-    """The LWA credentials for an `--api-endpoint` run: each from its flag, else its ABRECON_LWA_* variable.
-
-    A missing one is a ConfigurationError naming the flag and the variable, never a value.
-    """
-    given = {"client_id": client_id, "client_secret": client_secret, "refresh_token": refresh_token}
-    found = {key: value or environ.get(LWA_CREDENTIAL_ENV[key], "") for key, value in given.items()}
-    missing = [key for key, value in found.items() if not value]
-    if missing:
-        names = ", ".join(f"--lwa-{key.replace('_', '-')} or {LWA_CREDENTIAL_ENV[key]}" for key in missing)
-        raise ConfigurationError(f"LWA credentials missing for --api-endpoint: {names}")
-    return found
-
-
-def _check_endpoint_options(options: SandboxOptions) -> None:
-    """Refuse a run against another endpoint that cannot work, before anything starts."""
-    if options.faults not in all_fault_profiles():
-        raise ConfigurationError(f"unknown fault profile {options.faults!r}; known: {', '.join(all_fault_profiles())}")
-    if options.api_endpoint is not None and options.faults != "none":
-        raise ConfigurationError("--faults needs the built-in emulator (not --api-endpoint)")
-    if options.api_endpoint is None:
-        if options.lwa_endpoint or options.lwa_credentials:
-            raise ConfigurationError("--lwa-endpoint and LWA credentials go with --api-endpoint")
-        return
-    # Plain http only for loopback addresses (someone's own mock on this machine): the client's own rule.
-    require_secure_url(options.api_endpoint, "--api-endpoint")
-    if options.lwa_endpoint:
-        require_secure_url(options.lwa_endpoint, "--lwa-endpoint")
-    if not options.lwa_credentials:
-        raise ConfigurationError("--api-endpoint needs LWA credentials (flags or ABRECON_LWA_* variables)")
-    if (options.window_from is None) != (options.window_to is None):
-        raise ConfigurationError("give both --from and --to, or neither (the last LookbackDays days)")
+from abrecon_sandbox.run.console import announce, follow, print_summary
+from abrecon_sandbox.run.export import export_run
+from abrecon_sandbox.run.options import TEMPLATE, SandboxOptions, check_endpoint_options, scaled_rate_limits
+from abrecon_sandbox.run.summary import Duplicates, ExecutionError, FinanceMessage, Summary
 
 
 @dataclass
@@ -143,7 +42,7 @@ class SandboxRun:
 
 def run_sandbox(options: SandboxOptions, out: TextIO = sys.stdout, keep: list[SandboxRun] | None = None) -> int:
     """Run one execution end to end; 0 if it SUCCEEDED. With keep, the run's handles are appended and left open."""
-    _check_endpoint_options(options)
+    check_endpoint_options(options)
     emulator: Emulator | None = None
     if options.api_endpoint is None:
         try:
@@ -223,7 +122,8 @@ def rerun_sandbox(run: SandboxRun, out: TextIO = sys.stdout, options: SandboxOpt
 
 
 def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws, out: TextIO) -> dict[str, Any]:
-    assert aws.stack is not None and aws.pool is not None
+    """One execution on a started sandbox, followed to its end; its summary, audited, printed and written."""
+    assert aws.stack is not None
     stack = aws.stack
     credentials = emulator.credentials if emulator else dict(options.lwa_credentials or {})
     # What an operator does after deploy: put the LWA credentials into the stack's secret.
@@ -236,23 +136,8 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     earlier = aws.client("stepfunctions").list_executions(stateMachineArn=stack.output("ReconcileStateMachine"))
     if any(e["name"] == name for e in earlier["executions"]):
         name += f"-{started_at:%f}"  # a re-run in the same second
-    window = (options.window_from, options.window_to)
-    if emulator and window[0] is None:
-        window = (emulator.config.window_start, emulator.config.window_end)
-    run_input = {"from": window[0].isoformat(), "to": window[1].isoformat()} if window[0] and window[1] else {}
-    if emulator:
-        where = f"Amazon Business emulator at {emulator.base_url} ({options.region} data)"
-        what = f"{options.orders} orders (seed {options.seed})"
-    else:
-        where = f"Amazon Business API at {options.api_endpoint} ({options.region}), not the built-in emulator"
-        what = f"window {run_input.get('from', 'last LookbackDays days')} to {run_input.get('to', 'now')}"
-    print(
-        f"abrecon sandbox: {what}, speed x{options.speed:g}, "
-        f"poll every {options.effective_poll_seconds}s; AWS at {aws.endpoint_url}, {where}",
-        file=out,
-    )
-    for note in stack.skipped:
-        print(f"  not run locally: {note}", file=out)
+    run_input = _run_input(options, emulator)
+    announce(options, emulator, aws, run_input, out)
     sfn = aws.client("stepfunctions")
     clock = time.monotonic()
     execution_arn = sfn.start_execution(
@@ -262,7 +147,7 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     # execution-aborted: the first run is stopped while it holds claims (the re-run must take them over).
     abort = options.faults == ABORT_PROFILE and not earlier["executions"]
     table = stack.output("LedgerTable")
-    status = _follow(
+    status = follow(
         sfn,
         execution_arn,
         clock,
@@ -272,116 +157,107 @@ def _run_once(options: SandboxOptions, emulator: Emulator | None, aws: LocalAws,
     )
     elapsed = time.monotonic() - clock
     description = sfn.describe_execution(executionArn=execution_arn)
+    run_summary = _product_summary(aws, status, description)
+    summary = _summarize(options, emulator, aws, execution_arn, status, run_summary, clock, elapsed)
+    summary.finance_message = _receive(aws, finance_inbox, name)
+    if status != "SUCCEEDED":
+        summary.error = ExecutionError(error=description.get("error"), cause=description.get("cause"))
+    served = emulator.served_line_items(since=clock) if emulator else None
+    audit.audit_run(options, emulator, aws, name, run_summary, summary, served)
+    print_summary(summary, out)
+    if options.export_dir and summary.report_key:
+        summary.exported = export_run(aws, summary, options.export_dir, out)
+    written = summary.as_json()
+    if options.summary_file:
+        options.summary_file.parent.mkdir(parents=True, exist_ok=True)
+        options.summary_file.write_text(json.dumps(written, indent=2) + "\n")
+    return written
+
+
+def _run_input(options: SandboxOptions, emulator: Emulator | None) -> dict[str, str]:
+    """The execution's input: the window to reconcile (the emulator's data set's, unless given); {} for the
+    state machine's own LookbackDays."""
+    window = (options.window_from, options.window_to)
+    if emulator and window[0] is None:
+        window = (emulator.config.window_start, emulator.config.window_end)
+    return {"from": window[0].isoformat(), "to": window[1].isoformat()} if window[0] and window[1] else {}
+
+
+def _product_summary(aws: LocalAws, status: str, description: dict[str, Any]) -> dict[str, Any]:
+    """The product's own run summary (runs/<execution>/summary.json); {} when the execution did not succeed."""
+    assert aws.stack is not None
     run_summary: dict[str, Any] = json.loads(description.get("output") or "{}") if status == "SUCCEEDED" else {}
     if run_summary.get("summaryKey"):
         # The execution's output carries counts; the lists (stored keys, failures, ...) are in the stored summary.
-        body = aws.client("s3").get_object(Bucket=stack.output("DocumentBucket"), Key=run_summary["summaryKey"])["Body"]
+        bucket = aws.stack.output("DocumentBucket")
+        body = aws.client("s3").get_object(Bucket=bucket, Key=run_summary["summaryKey"])["Body"]
         run_summary = json.loads(body.read())
+    return run_summary
+
+
+def _summarize(
+    options: SandboxOptions,
+    emulator: Emulator | None,
+    aws: LocalAws,
+    execution_arn: str,
+    status: str,
+    run_summary: dict[str, Any],
+    clock: float,
+    elapsed: float,
+) -> Summary:
+    """The summary's figures: the product's counts, and what the sandbox measured (before the audit)."""
+    assert aws.stack is not None and aws.pool is not None
+    bucket = aws.stack.output("DocumentBucket")
     # Calls to another endpoint are not counted: only the built-in emulator sees them.
     stats = emulator.stats() if emulator else {"apiCalls": {}, "throttled429": None}
     floor = _floor(emulator, options.speed) if emulator else None
     # First and last request per operation, and the floor's last ones: where the time over the floor went.
     timeline = {"measured": _timeline(emulator, clock, elapsed), "floor": floor} if emulator and floor else None
-    summary = {
-        "status": status,
-        "executionArn": execution_arn,
-        "lineItems": run_summary.get("lineItems", 0),
-        "invoices": run_summary.get("invoices", 0),
-        "creditMemos": run_summary.get("creditMemos", 0),
-        "documentsStored": run_summary.get("documentsStored", 0),
-        "failed": run_summary.get("failed", 0),
-        "pending": run_summary.get("pending", 0),
-        "deferred": run_summary.get("deferred", 0),
-        "failures": run_summary.get("failures", []),
-        "s3Keys": run_summary.get("s3Keys", []),
-        "region": options.region,
-        "apiEndpoint": options.api_endpoint or "emulator",
-        "pdfsRequested": run_summary.get("pdfsRequested", True),
-        "checked": run_summary.get("checked", 0),
-        "flagged": run_summary.get("flagged", 0),
-        "flags": run_summary.get("flags", []),
-        "bucket": stack.output("DocumentBucket"),
-        "elapsedSeconds": round(elapsed, 2),
-        "stateTransitions": aws.meter.state_transitions,
-        "maxHistoryEvents": aws.meter.max_history_events,
-        "maxPayloadBytes": aws.meter.max_payload_bytes,
-        "maxMapResultBytes": aws.quotas.max_map_result_bytes,
-        "quotaViolations": list(aws.quotas.violations),
-        "floorSeconds": floor["getReportDocument"] if floor else None,
-        "timeline": timeline,
-        "duplicates": audit.duplicates(emulator, aws, stack.output("DocumentBucket")) if emulator else None,
-        "apiCalls": stats["apiCalls"],
-        "throttled429": stats["throttled429"],
-        "throttled429ByOperation": stats.get("throttled429ByOperation", {}),
-        "lambdaInvocations": dict(aws.pool.stats.invocations),
-        "lambdaGbSeconds": round(aws.pool.stats.gb_seconds, 3),
-        "lambdaTimeouts": sum(aws.pool.stats.timeouts.values()),
-        "awsRequests": dict(aws.router.requests) if aws.router else {},
-        **(aws.iam.summary() if aws.iam else {"accessDenied": 0, "accessDeniedCalls": []}),  # iam.py
-        "financeMessage": _receive(aws, finance_inbox, name),
-        "reportKey": run_summary.get("reportKey"),
-        "reportHtmlKey": run_summary.get("reportHtmlKey"),
-        "outcome": run_summary.get("outcome"),
-        "reportStates": run_summary.get("lineItemStates", {}),  # the product's own: line items by report status
-        "pastDue": int(run_summary.get("pastDue", 0)),  # invoices Amazon says are past due
-        "paymentStatus": run_summary.get("paymentStatus", {}),  # invoices asked about, by payment status
-    }
-    if status != "SUCCEEDED":
-        summary["error"] = {"error": description.get("error"), "cause": description.get("cause")}
-    served = emulator.served_line_items(since=clock) if emulator else None
-    summary.update(_audit(options, emulator, aws, name, run_summary, summary, served))
-    _print_summary(summary, out)
-    if options.export_dir and summary["reportKey"]:
-        summary["exported"] = export_run(aws, summary, options.export_dir, out)
-    if options.summary_file:
-        options.summary_file.parent.mkdir(parents=True, exist_ok=True)
-        options.summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-    return summary
-
-
-def _follow(
-    sfn: Any,
-    execution_arn: str,
-    clock: float,
-    deadline_seconds: float,
-    out: TextIO,
-    abort_when: Callable[[], bool] | None = None,
-) -> str:
-    """Print each state as it is entered and left until the execution ends; returns its status.
-
-    abort_when (a fault profile): stop the execution the first time it answers True.
-    """
-    seen = 0
-    last_progress = ""
-    while True:
-        status = sfn.describe_execution(executionArn=execution_arn)["status"]
-        events = _history(sfn, execution_arn)
-        for event in events[seen:]:
-            kind = event["type"]
-            at = time.monotonic() - clock
-            if kind.endswith("StateEntered"):
-                print(f"{at:7.1f}s  > {event['stateEnteredEventDetails']['name']}", file=out)
-            elif kind.endswith("StateExited"):
-                print(f"{at:7.1f}s  < {event['stateExitedEventDetails']['name']}", file=out)
-        seen = len(events)
-        if status != "RUNNING":
-            return str(status)
-        if abort_when is not None and abort_when():
-            sfn.stop_execution(
-                executionArn=execution_arn, error="Sandbox.Aborted", cause="the execution-aborted profile"
-            )
-            print(f"{time.monotonic() - clock:7.1f}s  execution stopped (execution-aborted)", file=out)
-            abort_when = None
-        progress = _map_progress(sfn, execution_arn)
-        if progress and progress != last_progress:
-            print(f"{time.monotonic() - clock:7.1f}s    invoices: {progress}", file=out)
-            last_progress = progress
-        if time.monotonic() - clock > deadline_seconds:
-            sfn.stop_execution(
-                executionArn=execution_arn, error="Sandbox.Deadline", cause=f"no end after {deadline_seconds:.0f}s"
-            )
-            raise SandboxError(f"execution still running after {deadline_seconds:.0f}s; stopped it")
-        time.sleep(0.5)
+    denials = aws.iam.summary() if aws.iam else {"accessDenied": 0, "accessDeniedCalls": []}  # iam.py
+    return Summary(
+        status=status,
+        execution_arn=execution_arn,
+        line_items=run_summary.get("lineItems", 0),
+        invoices=run_summary.get("invoices", 0),
+        credit_memos=run_summary.get("creditMemos", 0),
+        documents_stored=run_summary.get("documentsStored", 0),
+        failed=run_summary.get("failed", 0),
+        pending=run_summary.get("pending", 0),
+        deferred=run_summary.get("deferred", 0),
+        failures=run_summary.get("failures", []),
+        s3_keys=run_summary.get("s3Keys", []),
+        region=options.region,
+        api_endpoint=options.api_endpoint or "emulator",
+        pdfs_requested=run_summary.get("pdfsRequested", True),
+        checked=run_summary.get("checked", 0),
+        flagged=run_summary.get("flagged", 0),
+        flags=run_summary.get("flags", []),
+        bucket=bucket,
+        elapsed_seconds=round(elapsed, 2),
+        state_transitions=aws.meter.state_transitions,
+        max_history_events=aws.meter.max_history_events,
+        max_payload_bytes=aws.meter.max_payload_bytes,
+        max_map_result_bytes=aws.quotas.max_map_result_bytes,
+        quota_violations=list(aws.quotas.violations),
+        floor_seconds=floor["getReportDocument"] if floor else None,
+        timeline=timeline,
+        duplicates=Duplicates.model_validate(audit.duplicates(emulator, aws, bucket)) if emulator else None,
+        api_calls=stats["apiCalls"],
+        throttled429=stats["throttled429"],
+        throttled429_by_operation=stats.get("throttled429ByOperation", {}),
+        lambda_invocations=dict(aws.pool.stats.invocations),
+        lambda_gb_seconds=round(aws.pool.stats.gb_seconds, 3),
+        lambda_timeouts=sum(aws.pool.stats.timeouts.values()),
+        aws_requests=dict(aws.router.requests) if aws.router else {},
+        access_denied=denials["accessDenied"],
+        access_denied_calls=denials["accessDeniedCalls"],
+        report_key=run_summary.get("reportKey"),
+        report_html_key=run_summary.get("reportHtmlKey"),
+        outcome=run_summary.get("outcome"),
+        report_states=run_summary.get("lineItemStates", {}),  # the product's own: line items by report status
+        past_due=int(run_summary.get("pastDue", 0)),  # invoices Amazon says are past due
+        payment_status=run_summary.get("paymentStatus", {}),  # invoices asked about, by payment status
+    )
 
 
 def _floor(emulator: Emulator, speed: float) -> dict[str, float]:
@@ -413,102 +289,6 @@ def _timeline(emulator: Emulator, started: float, elapsed: float) -> dict[str, A
     return {**calls, "end": round(elapsed, 2)}
 
 
-def _audit(
-    options: SandboxOptions,
-    emulator: Emulator | None,
-    aws: LocalAws,
-    run_id: str,
-    run_summary: dict[str, Any],
-    summary: dict[str, Any],
-    served: set[tuple[str, str, str, str]] | None = None,
-) -> dict[str, Any]:
-    """The run checked from the outside (audit.py): every line item Amazon listed accounted for, no duplicate,
-    every object under the stack's key, no secret in a log line, nothing on disk. `audit.passed` is False with
-    the problems."""
-    assert aws.stack is not None and aws.pool is not None
-    stack = aws.stack
-    bucket = stack.output("DocumentBucket")
-    problems: list[str] = []
-    found: dict[str, Any] = {"faults": options.faults}
-    if run_summary:  # the execution succeeded: the run's lists are in the bucket
-        accounting = audit.account_line_items(
-            aws, bucket, stack.output("LedgerTable"), run_id, run_summary, summary["financeMessage"], served
-        )
-        found.update(
-            accountedFor=accounting["accountedFor"],
-            lost=accounting["lost"],
-            lineItemStates=accounting["lineItemStates"],
-            lostItems=accounting["lostItems"],
-            served=accounting["served"],
-        )
-        if accounting["lost"]:
-            problems.append(f"{accounting['lost']} line items lost: {accounting['lostItems']}")
-        if accounting["duplicatedLineItems"]:
-            problems.append(f"{accounting['duplicatedLineItems']} line items listed twice in the run")
-        if accounting["lineItems"] != run_summary.get("lineItems"):
-            listed, said = accounting["lineItems"], run_summary.get("lineItems")
-            problems.append(f"the summary says {said} line items, the run listed {listed}")
-    else:
-        found.update(accountedFor=0, lost=None, lineItemStates={}, lostItems=[])
-        problems.append("the execution did not succeed: nothing can be accounted for")
-    duplicates = summary.get("duplicates") or {}
-    for what in ("reports", "objects"):
-        if duplicates.get(what):
-            problems.append(f"{duplicates[what]} duplicate {what}")
-    found["unencryptedObjects"] = audit.unencrypted_objects(aws, bucket, stack.output("DocumentKey", "Arn"))
-    if found["unencryptedObjects"]:
-        problems.append(f"{len(found['unencryptedObjects'])} objects not under SSE-KMS with the stack's key")
-    credentials = emulator.credentials if emulator else dict(options.lwa_credentials or {})
-    secrets = [credentials.get("client_secret", ""), credentials.get("refresh_token", "")]
-    secrets += emulator.issued_access_tokens() if emulator else []
-    found["secretsInLogs"] = audit.secrets_in_logs(options.log_dir, secrets)
-    if found["secretsInLogs"]["lines"]:
-        problems.append(f"{found['secretsInLogs']['lines']} log lines carry a secret or access token")
-    found["disk"] = aws.disk_report()
-    if found["disk"]["writes"] or found["disk"]["leftOnDisk"]:
-        problems.append(f"functions wrote to disk: {found['disk']}")
-    injected: Counter[str] = Counter(emulator.stats().get("faultsInjected", {}) if emulator else {})
-    if aws.s3_faults is not None:
-        injected.update(aws.s3_faults.injected)
-    if aws.router is not None and aws.router.service_faults is not None:
-        injected.update(aws.router.service_faults.injected)
-    if summary.get("status") == "ABORTED" and options.faults == ABORT_PROFILE:
-        injected["execution-aborted"] += 1
-    crashes = sum(aws.pool.stats.crashes.values())
-    if crashes:
-        injected["handler-crash"] += crashes
-    found["faultsInjected"] = dict(sorted(injected.items()))
-    if summary["quotaViolations"]:
-        problems.append(f"Step Functions quotas exceeded: {summary['quotaViolations']}")
-    if summary["lambdaTimeouts"]:
-        problems.append(f"{summary['lambdaTimeouts']} Lambda invocations ran out of time (Sandbox.Timedout)")
-    # No fault profile refuses requests on purpose: every denial is a call AWS would refuse the deployed stack.
-    if summary.get("accessDenied"):
-        problems.append(
-            f"{summary['accessDenied']} requests AWS would refuse (IAM): {summary['accessDeniedCalls'][:3]}"
-        )
-    found["audit"] = {"passed": not problems, "problems": problems}
-    return found
-
-
-def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
-        events.extend(page["events"])
-    return events
-
-
-def _map_progress(sfn: Any, execution_arn: str) -> str:
-    try:
-        runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
-        if not runs:
-            return ""
-        counts = sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"])["itemCounts"]
-    except ClientError:  # moto cannot describe a map run once its execution has ended
-        return ""
-    return f"{counts['succeeded']}/{counts['total']} done, {counts['running']} running, {counts['failed']} failed"
-
-
 def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
     """A queue on the finance topic, so the sandbox shows the message finance would get."""
     sqs = aws.client("sqs")
@@ -523,33 +303,11 @@ def _subscribe_queue(aws: LocalAws, topic_arn: str) -> str:
     return queue_url
 
 
-def export_run(aws: LocalAws, summary: dict[str, Any], directory: Path, out: TextIO) -> dict[str, Any]:
-    """Copy the run's report (CSV, HTML) and its PDFs out of the bucket into directory, in the bucket's layout.
-
-    The layout is the bucket's (runs/<run>/report.html, documents/...), so the report's links to the PDFs work,
-    as they do in any copy of the bucket (aws s3 sync).
-    """
-    s3 = aws.client("s3")
-    root = directory.resolve()
-    keys = [summary["reportKey"], summary["reportHtmlKey"], *summary["s3Keys"]]
-    for key in keys:
-        target = (root / key).resolve()
-        if not target.is_relative_to(root):  # keys come from the run; never write outside the directory
-            raise SandboxError(f"refusing to export {key!r} outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_object(Bucket=summary["bucket"], Key=key)["Body"].read())
-    exported = {"dir": str(root), "csv": str(root / keys[0]), "html": str(root / keys[1]), "pdfs": len(keys) - 2}
-    # The page's path comes last, where a newcomer looks: what finance would open.
-    print(f"\nexported: spreadsheet {exported['csv']}, {exported['pdfs']} PDFs under {root / 'documents'}", file=out)
-    print(f"report exported: open {exported['html']}", file=out)
-    return exported
-
-
-def _receive(aws: LocalAws, queue_url: str, run_id: str | None = None) -> dict[str, Any] | None:
+def _receive(aws: LocalAws, queue_url: str, run_id: str | None = None) -> FinanceMessage | None:
     """The finance message of run_id (any run's without one); messages read are deleted, so a re-run on a kept
     sandbox never sees an earlier run's message."""
     sqs = aws.client("sqs")
-    found: dict[str, Any] | None = None
+    found: FinanceMessage | None = None
     for _attempt in range(3):
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
             "Messages", []
@@ -559,68 +317,9 @@ def _receive(aws: LocalAws, queue_url: str, run_id: str | None = None) -> dict[s
             envelope = json.loads(received["Body"])
             attributes = {name: a.get("Value") for name, a in envelope.get("MessageAttributes", {}).items()}
             if run_id is None or attributes.get("runId") == run_id:
-                found = {
-                    "subject": envelope.get("Subject", ""),
-                    "message": envelope.get("Message", ""),
-                    "attributes": attributes,
-                }
+                found = FinanceMessage(
+                    subject=envelope.get("Subject", ""), message=envelope.get("Message", ""), attributes=attributes
+                )
         if found is not None or not messages:
             return found
     return found
-
-
-def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
-    print(
-        f"\nexecution {summary['status']} in {summary['elapsedSeconds']}s, "
-        f"{summary['stateTransitions']} state transitions",
-        file=out,
-    )
-    print(
-        f"line items {summary['lineItems']}, invoices {summary['invoices']} "
-        f"(+{summary['creditMemos']} credit memos), documents stored {summary['documentsStored']}, "
-        f"failed {summary['failed']}, pending {summary['pending']}, deferred {summary['deferred']}",
-        file=out,
-    )
-    for failure in summary["failures"]:
-        print(f"  failed {failure['invoiceNumber']}: {failure['reason']}", file=out)
-    if summary["paymentStatus"]:
-        statuses = ", ".join(f"{status} {n}" for status, n in summary["paymentStatus"].items())
-        print(f"payment status: {statuses}; past due {summary['pastDue']}", file=out)
-    for key in summary["s3Keys"]:
-        print(f"  s3://{summary['bucket']}/{key}", file=out)
-    if summary["checked"]:
-        print(f"tax-qualified invoice checks: {summary['checked']} checked, {summary['flagged']} flagged", file=out)
-        for flag in summary["flags"]:
-            print(f"  flagged {flag['invoiceNumber']}: {flag['reason']}", file=out)
-    wall_over_floor = summary["elapsedSeconds"] / max(summary["floorSeconds"] or 0, 0.001)  # no floor: another endpoint
-    print(
-        f"floor {summary['floorSeconds']}s (wall/floor {wall_over_floor:.2f}), "
-        f"largest history {summary['maxHistoryEvents']} events, largest payload {summary['maxPayloadBytes']} bytes, "
-        f"duplicates {summary['duplicates']}",
-        file=out,
-    )
-    calls = ", ".join(f"{op} {n}" for op, n in sorted(summary["apiCalls"].items()))
-    print(f"Amazon Business calls: {calls}; 429s: {summary['throttled429']}", file=out)
-    states = ", ".join(f"{state} {n}" for state, n in summary["lineItemStates"].items())
-    print(
-        f"faults {summary['faults']}: injected {summary['faultsInjected'] or 'none'}\n"
-        f"accounted for {summary['accountedFor']} of {summary['lineItems']} line items ({states}), "
-        f"lost {summary['lost']}; objects not under the stack's key {len(summary['unencryptedObjects'])}; "
-        f"log lines with a secret {summary['secretsInLogs']['lines']} of {summary['secretsInLogs']['linesScanned']}; "
-        f"disk writes {sum(len(w) for w in summary['disk']['writes'].values()) + len(summary['disk']['leftOnDisk'])}; "
-        f"requests AWS would refuse {summary['accessDenied']}",
-        file=out,
-    )
-    print("audit: passed" if summary["audit"]["passed"] else f"audit: FAILED {summary['audit']['problems']}", file=out)
-    if summary["financeMessage"]:
-        print(
-            f"\nfinance notification: {summary['financeMessage']['subject']}\n{summary['financeMessage']['message']}",
-            file=out,
-        )
-        attributes = summary["financeMessage"].get("attributes") or {}
-        print("message attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(attributes.items())), file=out)
-    if summary.get("reportKey"):
-        bucket = summary["bucket"]
-        print(f"report: s3://{bucket}/{summary['reportKey']}, s3://{bucket}/{summary['reportHtmlKey']}", file=out)
-    if "error" in summary:
-        print(f"error: {summary['error']}", file=out)
