@@ -70,86 +70,17 @@ def account_line_items(
     the run's summary (so the report) lists it, as does finance's message unless it lists more than it shows.
     NOT_REQUESTED: the stack asks for no PDFs. Anything else is LOST.
     """
-    s3 = aws.client("s3")
-    table = aws.resource("dynamodb").Table(ledger_table)
-    rows: list[dict[str, Any]] = _json(s3, bucket, f"runs/{run_id}/line-items.json")
-    matches: dict[str, list[str]] = _json(s3, bucket, f"runs/{run_id}/matches.json")
-    targets = {t["invoiceNumber"] for t in _json(s3, bucket, f"runs/{run_id}/invoices.json")}
-    pdfs_requested = bool(run_summary.get("pdfsRequested", True))
-    failures = {f["invoiceNumber"]: f.get("reason", "") for f in run_summary.get("failures", [])}
-    message = (finance_message or {}).get("message", "")
-
-    def target_of(number: str) -> str:
-        if number in targets:
-            return number
-        try:
-            detail = _json(s3, bucket, f"invoice-details/{number}.json")
-        except Exception:  # noqa: BLE001 - no details: the number stays its own target, with no ledger entry
-            return number
-        original = detail.get("associatedInvoiceNumber")
-        return original if original in targets else number
-
-    records: dict[str, dict[str, Any]] = {}
-
-    def record(number: str) -> dict[str, Any] | None:
-        if number not in records:
-            records[number] = table.get_item(Key={"pk": f"INVOICE#{number}"}, ConsistentRead=True).get("Item") or {}
-        return records[number] or None
-
-    stored_keys: dict[str, bool] = {}
-
-    def object_exists(key: str) -> bool:
-        if key not in stored_keys:
-            try:
-                s3.head_object(Bucket=bucket, Key=key)
-                stored_keys[key] = True
-            except Exception:  # noqa: BLE001 - any refusal means the PDF is not there
-                stored_keys[key] = False
-        return stored_keys[key]
-
-    def state_of_target(number: str) -> tuple[str, str]:
-        item = record(number)
-        if item is None:
-            return ("NOT_REQUESTED", "") if not pdfs_requested else ("LOST", f"{number}: no ledger entry")
-        state = item.get("state")
-        if state == "STORED":
-            keys = list(item.get("s3Keys") or [])
-            missing = [k for k in keys if not object_exists(k)]
-            if keys and not missing:
-                return "STORED", ""
-            return "LOST", f"{number}: STORED in the ledger but PDFs missing ({len(missing)} of {len(keys)})"
-        if state == "DEFERRED":
-            if item.get("reportId") and item.get("openKind") == "INVOICE":
-                return "DEFERRED", ""
-            return "LOST", f"{number}: DEFERRED without a reportId kept open for the next run"
-        if state == "FAILED":
-            if not item.get("reason"):
-                return "LOST", f"{number}: FAILED without a reason"
-            if number not in failures:
-                return "LOST", (
-                    f"{number}: FAILED ({item.get('runId')}, {item.get('updatedAt')}, v{item.get('version')}) but "
-                    f"not in the run's failures {sorted(failures)} (finance is not told)"
-                )
-            if len(failures) <= FINANCE_LIST_CUT and number not in message:
-                return "LOST", f"{number}: FAILED but not in finance's message"
-            return "FAILED", ""
-        return "LOST", f"{number}: {state} owned by {item.get('runId')} when the run ended"
-
+    judge = _Judge(aws, bucket, ledger_table, run_id, run_summary, finance_message)
+    rows = judge.rows
     # One row per transaction line item: a refund's row has the same (order, line item, shipment) as its charge's.
-    open_lines = {item["pk"] for item in _query_open(table, "LINE")}
+    open_lines = {item["pk"] for item in _query_open(judge.table, "LINE")}
     states: Counter[str] = Counter()
     lost: list[str] = []
     # What Amazon listed and the run kept no row for is lost whatever the run's own counts say.
     missing = sorted((served or set()) - {_identity(row) for row in rows})
     lost += [f"{'|'.join(m)}: Amazon listed it, the run kept no row" for m in missing[:MAX_LOST_LISTED]]
     for row in rows:
-        pk = _ledger_pk(row)
-        numbers = matches.get(_triple(row), [])
-        if not numbers:
-            state, why = ("PENDING", "") if pk in open_lines else ("LOST", f"{pk}: no invoice and not kept open")
-        else:
-            judged = [state_of_target(target_of(n)) for n in numbers]
-            state, why = max(judged, key=lambda j: _RANK[j[0]])
+        state, why = judge.state_of_row(row, open_lines)
         states[state] += 1
         if state == "LOST" and len(lost) < MAX_LOST_LISTED:
             lost.append(why)
@@ -167,6 +98,103 @@ def account_line_items(
         "lostItems": lost,
         "duplicatedLineItems": duplicated_rows,
     }
+
+
+class _Judge:
+    """The run's lists, and the ledger's and the bucket's word on each invoice, read once each."""
+
+    def __init__(
+        self,
+        aws: Any,
+        bucket: str,
+        ledger_table: str,
+        run_id: str,
+        run_summary: Mapping[str, Any],
+        finance_message: Mapping[str, Any] | None,
+    ) -> None:
+        self.s3 = aws.client("s3")
+        self.bucket = bucket
+        self.table = aws.resource("dynamodb").Table(ledger_table)
+        self.rows: list[dict[str, Any]] = _json(self.s3, bucket, f"runs/{run_id}/line-items.json")
+        self.matches: dict[str, list[str]] = _json(self.s3, bucket, f"runs/{run_id}/matches.json")
+        self.targets = {t["invoiceNumber"] for t in _json(self.s3, bucket, f"runs/{run_id}/invoices.json")}
+        self.pdfs_requested = bool(run_summary.get("pdfsRequested", True))
+        self.failures = {f["invoiceNumber"]: f.get("reason", "") for f in run_summary.get("failures", [])}
+        self.message = (finance_message or {}).get("message", "")
+        self._records: dict[str, dict[str, Any]] = {}
+        self._stored_keys: dict[str, bool] = {}
+
+    def state_of_row(self, row: Mapping[str, Any], open_lines: set[str]) -> tuple[str, str]:
+        """The line item's state and, when LOST, why: its invoices' best state, or PENDING if kept open."""
+        pk = _ledger_pk(row)
+        numbers = self.matches.get(_triple(row), [])
+        if not numbers:
+            return ("PENDING", "") if pk in open_lines else ("LOST", f"{pk}: no invoice and not kept open")
+        judged = [self.state_of_target(self.target_of(n)) for n in numbers]
+        return max(judged, key=lambda j: _RANK[j[0]])
+
+    def target_of(self, number: str) -> str:
+        """The invoice whose report holds number's documents: a credit memo's original invoice when it is one."""
+        if number in self.targets:
+            return number
+        try:
+            detail = _json(self.s3, self.bucket, f"invoice-details/{number}.json")
+        except Exception:  # noqa: BLE001 - no details: the number stays its own target, with no ledger entry
+            return number
+        original = detail.get("associatedInvoiceNumber")
+        return original if original in self.targets else number
+
+    def record(self, number: str) -> dict[str, Any] | None:
+        """The invoice's ledger item (read consistently, once)."""
+        if number not in self._records:
+            key = {"pk": f"INVOICE#{number}"}
+            self._records[number] = self.table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        return self._records[number] or None
+
+    def object_exists(self, key: str) -> bool:
+        """Whether the bucket has key (asked once)."""
+        if key not in self._stored_keys:
+            try:
+                self.s3.head_object(Bucket=self.bucket, Key=key)
+                self._stored_keys[key] = True
+            except Exception:  # noqa: BLE001 - any refusal means the PDF is not there
+                self._stored_keys[key] = False
+        return self._stored_keys[key]
+
+    def state_of_target(self, number: str) -> tuple[str, str]:
+        """The invoice's state from its ledger item, each state checked for what makes it explained."""
+        item = self.record(number)
+        if item is None:
+            return ("NOT_REQUESTED", "") if not self.pdfs_requested else ("LOST", f"{number}: no ledger entry")
+        state = item.get("state")
+        check = {"STORED": self._stored, "DEFERRED": self._deferred, "FAILED": self._failed}.get(str(state))
+        if check is None:
+            return "LOST", f"{number}: {state} owned by {item.get('runId')} when the run ended"
+        return check(number, item)
+
+    def _stored(self, number: str, item: Mapping[str, Any]) -> tuple[str, str]:
+        keys = list(item.get("s3Keys") or [])
+        missing = [k for k in keys if not self.object_exists(k)]
+        if keys and not missing:
+            return "STORED", ""
+        return "LOST", f"{number}: STORED in the ledger but PDFs missing ({len(missing)} of {len(keys)})"
+
+    def _deferred(self, number: str, item: Mapping[str, Any]) -> tuple[str, str]:
+        if item.get("reportId") and item.get("openKind") == "INVOICE":
+            return "DEFERRED", ""
+        return "LOST", f"{number}: DEFERRED without a reportId kept open for the next run"
+
+    def _failed(self, number: str, item: Mapping[str, Any]) -> tuple[str, str]:
+        if not item.get("reason"):
+            return "LOST", f"{number}: FAILED without a reason"
+        if number not in self.failures:
+            return "LOST", (
+                f"{number}: FAILED ({item.get('runId')}, {item.get('updatedAt')}, v{item.get('version')}) but "
+                f"not in the run's failures {sorted(self.failures)} (finance is not told)"
+            )
+        if len(self.failures) <= FINANCE_LIST_CUT and number not in self.message:
+            return "LOST", f"{number}: FAILED but not in finance's message"
+        return "FAILED", ""
 
 
 def _query_open(table: Any, kind: str) -> list[dict[str, Any]]:
