@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from cfnlint.decode import decode
@@ -104,32 +104,48 @@ class Resolver:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::FindInMap":
-                name, top, second = (str(self.resolve(v)) for v in arg)
-                try:
-                    return self._mappings[name][top][second]
-                except KeyError as exc:
-                    raise TemplateError(f"FindInMap {name}.{top}.{second}: no such entry") from exc
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
-            if key == "Fn::Equals":
-                left, right = (self.resolve(v) for v in arg)
-                return left == right
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Condition":
-                return self.condition(arg)
+            intrinsic = self._INTRINSICS.get(key)
+            if intrinsic is not None:
+                return intrinsic(self, arg)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def _get_att(self, arg: Any) -> str:
+        logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.get_att(logical_id, attribute)
+
+    def _find_in_map(self, arg: Any) -> Any:
+        name, top, second = (str(self.resolve(v)) for v in arg)
+        try:
+            return self._mappings[name][top][second]
+        except KeyError as exc:
+            raise TemplateError(f"FindInMap {name}.{top}.{second}: no such entry") from exc
+
+    def _join(self, arg: Any) -> str:
+        return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
+
+    def _equals(self, arg: Any) -> bool:
+        left, right = (self.resolve(v) for v in arg)
+        return bool(left == right)
+
+    def _not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def _if(self, arg: Any) -> Any:
+        name, when_true, when_false = arg
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    # The intrinsic functions the template uses, by their key in a one-key mapping.
+    _INTRINSICS: ClassVar[dict[str, Callable[[Resolver, Any], Any]]] = {
+        "Ref": ref,
+        "Fn::GetAtt": _get_att,
+        "Fn::Sub": lambda self, arg: self._sub(arg),
+        "Fn::FindInMap": _find_in_map,
+        "Fn::Join": _join,
+        "Fn::Equals": _equals,
+        "Fn::Not": _not,
+        "Fn::If": _if,
+        "Condition": condition,
+    }
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
