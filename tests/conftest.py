@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from helpers import local_aws_for
 
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 
 

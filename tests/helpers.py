@@ -37,7 +37,7 @@ def worker_pool_for(
     tmp_path: Path, body: str, env: dict[str, str] | None = None, speed: float = 1.0, timeout_seconds: int = 30
 ) -> tuple[Any, Any]:
     """A sandbox WorkerPool serving one function whose app.py is body: (pool, its FunctionSpec)."""
-    from abrecon_sandbox.lambdas import FunctionSpec, WorkerPool
+    from abrecon_sandbox.aws.lambdas import FunctionSpec, WorkerPool
 
     code = tmp_path / "code"
     code.mkdir(exist_ok=True)
@@ -77,7 +77,7 @@ def load_handler(function_dir: str) -> Callable[[dict[str, Any], Any], dict[str,
 def template_stack(**parameters: str) -> tuple[dict[str, Any], Any, Any]:
     """The template, a Stack with its default parameters (overridden by `parameters`) and placeholder physical ids
     (`<LogicalId>`, `arn:aws:s3:::<LogicalId>` for the bucket), and a Resolver over them: resolve without moto."""
-    from abrecon_sandbox.stack import Resolver, Stack, load_template
+    from abrecon_sandbox.aws.stack import Resolver, Stack, load_template
 
     template = load_template(TEMPLATE)
     defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
@@ -108,7 +108,7 @@ def stored_summary(aws: Any, execution: dict[str, Any]) -> dict[str, Any]:
 def local_aws_for(emulator: Any, log_dir: Path, speed: float = 1.0, **parameters: str) -> Iterator[Any]:
     """moto with the template's resources pointed at the emulator, the LWA secret filled in; stopped on exit.
     speed: the Lambda workers' Amazon clock (amazon_clock.py), as the sandbox run gives it."""
-    from abrecon_sandbox.aws import LocalAws
+    from abrecon_sandbox.aws.local_aws import LocalAws
 
     defaults = {"ApiEndpoint": emulator.base_url, "LwaEndpoint": emulator.lwa_url, "PollSeconds": "1", "MaxPolls": "30"}
     aws = LocalAws(TEMPLATE, defaults | parameters, log_dir, speed=speed)
@@ -131,8 +131,8 @@ def function_environment(local_aws: Any, monkeypatch: Any, logical_id: str) -> I
     from abrecon import runs
     from abrecon.runtime import get_runtime
     from abrecon.settings import get_settings
-    from abrecon_sandbox.aws import CREDENTIALS
-    from abrecon_sandbox.stack import REGION
+    from abrecon_sandbox.aws.local_aws import CREDENTIALS
+    from abrecon_sandbox.aws.stack import REGION
 
     def clear_caches() -> None:
         get_settings.cache_clear()
@@ -184,7 +184,7 @@ def wait_for_execution(aws: Any, arn: str, deadline: float = 240) -> dict[str, A
 def kept_sandbox_run(options: Any) -> Iterator[tuple[int, Any, io.StringIO]]:
     """`abrecon sandbox run` once, its local AWS and emulator kept running for inspection: (exit code, the
     SandboxRun, what it printed); both are stopped on exit."""
-    from abrecon_sandbox.run import run_sandbox
+    from abrecon_sandbox.run.orchestration import run_sandbox
 
     out = io.StringIO()
     kept: list[Any] = []

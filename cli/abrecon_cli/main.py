@@ -14,8 +14,9 @@ from abrecon_cli import ops
 def _sandbox_run(args: argparse.Namespace) -> int:
     # The sandbox (moto, the emulator) is a development dependency: import it only when asked for.
     from abrecon.errors import ConfigurationError
-    from abrecon_sandbox.run import SandboxOptions, SandboxRun, lwa_credentials_from, rerun_sandbox, run_sandbox
-    from abrecon_sandbox.stack import TemplateError
+    from abrecon_sandbox.aws.stack import TemplateError
+    from abrecon_sandbox.run.options import SandboxOptions, lwa_credentials_from
+    from abrecon_sandbox.run.orchestration import SandboxRun, rerun_sandbox, run_sandbox
 
     try:
         credentials = None
@@ -156,7 +157,7 @@ class _SandboxRunHelp(argparse.HelpFormatter):
         if "--faults" not in action.option_strings:
             return text
         try:
-            from abrecon_sandbox.aws_faults import all_fault_profiles
+            from abrecon_sandbox.aws.faults import all_fault_profiles
         except ImportError:  # no sandbox installed: nothing to list
             return text
         profiles = "".join(f"\n{name}: {about}" for name, about in all_fault_profiles().items())

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
-from abrecon_sandbox.stack import REGION
+from abrecon_sandbox.aws.local_aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws.stack import REGION
 
 
 @pytest.fixture

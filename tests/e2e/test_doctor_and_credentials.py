@@ -20,9 +20,9 @@ import pytest
 from helpers import local_aws_for, start_execution, wait_for_execution, window_of
 
 from abrecon_cli.main import main
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
+from abrecon_sandbox.aws.stack import ACCOUNT_ID, REGION
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.stack import ACCOUNT_ID, REGION
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from abrecon_cli.main import main
-from abrecon_sandbox.aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws.local_aws import CREDENTIALS, LocalAws
+from abrecon_sandbox.aws.stack import REGION
 from abrecon_sandbox.emulator import Emulator
-from abrecon_sandbox.stack import REGION
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,8 @@ import pytest
 from helpers import kept_sandbox_run
 
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run import LWA_CREDENTIAL_ENV, SandboxOptions, SandboxRun, lwa_credentials_from
+from abrecon_sandbox.run.options import LWA_CREDENTIAL_ENV, SandboxOptions, lwa_credentials_from
+from abrecon_sandbox.run.orchestration import SandboxRun
 
 JP_MARKETPLACE = "A1VC38T7YXB528"
 BROKEN = 3

@@ -17,8 +17,9 @@ from helpers import ROOT, kept_sandbox_run
 from pypdf import PdfReader
 
 from abrecon import reporting
-from abrecon_sandbox.bench import time_over_floor
-from abrecon_sandbox.run import SandboxOptions, SandboxRun
+from abrecon_sandbox.bench.benchmark import time_over_floor
+from abrecon_sandbox.run.options import SandboxOptions
+from abrecon_sandbox.run.orchestration import SandboxRun
 
 REQUIRED_FIELDS = {
     "status",

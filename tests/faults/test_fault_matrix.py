@@ -2,7 +2,7 @@
 
 For each profile: `abrecon sandbox run --faults PROFILE`, then a second execution for the same window on the same
 sandbox (same emulator, same moto: ledger, bucket and rate-limit buckets kept; an AWS-side outage over). After
-each run, and checked from the outside (abrecon_sandbox.audit), not from the run's own summary:
+each run, and checked from the outside (abrecon_sandbox.run.audit), not from the run's own summary:
 
 - every line item is accounted for: stored, pending (no invoice yet, kept open), deferred (reportId kept), or
   failed with a reason that the run's summary, report and finance's message carry; none lost;
@@ -34,9 +34,10 @@ from typing import Any
 import pytest
 from helpers import ROOT, kept_sandbox_run
 
-from abrecon_sandbox.aws_faults import AWS_FAULT_PROFILES, all_fault_profiles
+from abrecon_sandbox.aws.faults import AWS_FAULT_PROFILES, all_fault_profiles
 from abrecon_sandbox.emulator.faults import RECOVERABLE_DOCUMENT_FAULTS
-from abrecon_sandbox.run import SandboxOptions, SandboxRun, rerun_sandbox
+from abrecon_sandbox.run.options import SandboxOptions
+from abrecon_sandbox.run.orchestration import SandboxRun, rerun_sandbox
 
 CI_PROFILES = ("chaos", "bad-documents", "fatal-reports", "s3-write-failure", "handler-crash", "lost-report-answers",
                "dynamodb-5xx", "missing-shipment-ids")  # fmt: skip

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import worker_pool_for
 
-from abrecon_sandbox.amazon_clock import AmazonClock
+from abrecon_sandbox.aws.amazon_clock import AmazonClock
 
 
 class FakeMonotonic:
@@ -158,7 +158,7 @@ def test_a_worker_stuck_past_the_backstop_is_killed(tmp_path: Path) -> None:
     """The watchdog cannot end a handler that holds the interpreter (here: stops it with SIGSTOP); the pool does."""
     stopper = "import os, signal\n\ndef lambda_handler(event, context):\n    os.kill(os.getpid(), signal.SIGSTOP)\n"
     pool, spec = worker_pool_for(tmp_path, stopper, timeout_seconds=1)
-    import abrecon_sandbox.lambdas as lambdas
+    import abrecon_sandbox.aws.lambdas as lambdas
 
     original = lambdas.BACKSTOP_GRACE_SECONDS
     lambdas.BACKSTOP_GRACE_SECONDS = 0.5

@@ -13,9 +13,9 @@ from helpers import FakeContext, function_environment, load_event, load_handler,
 from abrecon import contracts, steps
 from abrecon.models import Transaction
 from abrecon.steps import transactions
-from abrecon_sandbox import audit
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
+from abrecon_sandbox.run import audit
 
 
 @pytest.fixture(scope="module")

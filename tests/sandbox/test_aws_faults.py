@@ -12,8 +12,7 @@ import botocore.parsers
 import pytest
 from helpers import worker_pool_for
 
-from abrecon_sandbox.audit import secrets_in_logs
-from abrecon_sandbox.aws_faults import (
+from abrecon_sandbox.aws.faults import (
     AWS_FAULT_PROFILES,
     CRASH_ENV,
     CRASH_FUNCTION,
@@ -27,6 +26,7 @@ from abrecon_sandbox.aws_faults import (
     pick,
 )
 from abrecon_sandbox.emulator import FAULT_PROFILES
+from abrecon_sandbox.run.audit import secrets_in_logs
 
 INVOICES = [f"INV-{n:02d}" for n in range(12)]
 

@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from helpers import ROOT, TEMPLATE
 
 from abrecon.storage import DocumentStore
-from abrecon_sandbox.aws import LocalAws
-from abrecon_sandbox.stack import load_template
+from abrecon_sandbox.aws.local_aws import LocalAws
+from abrecon_sandbox.aws.stack import load_template
 
 Template = dict[str, Any]
 DOWNLOAD = "DownloadDocumentFunction"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from helpers import local_aws_for
 
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run import scaled_rate_limits
+from abrecon_sandbox.run.options import scaled_rate_limits
 
 SPEED = 200.0
 

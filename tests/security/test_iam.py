@@ -13,7 +13,7 @@ import pytest
 import template_checks as checks
 from helpers import ROOT, TEMPLATE
 
-from abrecon_sandbox.stack import load_template
+from abrecon_sandbox.aws.stack import load_template
 
 Template = dict[str, Any]
 Check = Callable[[Template], list[str]]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from helpers import local_aws_for, start_execution, stored_summary, wait_for_execution, window_of
 
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.run import scaled_rate_limits
+from abrecon_sandbox.run.options import scaled_rate_limits
 
 SPEED = 600.0
 

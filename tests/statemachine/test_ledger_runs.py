@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import local_aws_for, start_execution, stored_summary, wait_for_execution, window_of
 
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from abrecon_sandbox import quotas as quotas_module
-from abrecon_sandbox.meter import StepFunctionsMeter
-from abrecon_sandbox.quotas import StepFunctionsQuotas
+from abrecon_sandbox.aws import quotas as quotas_module
+from abrecon_sandbox.aws.meter import StepFunctionsMeter
+from abrecon_sandbox.aws.quotas import StepFunctionsQuotas
 
 ROLE = "arn:aws:iam::123456789012:role/quota-test"
 BIG = "x" * 400  # one child's output: 500 children make ~200 KB, 700 make ~280 KB

@@ -8,9 +8,9 @@ from typing import Any
 
 from helpers import ROOT, start_execution, stored_summary, wait_for_execution, window_of
 
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
+from abrecon_sandbox.aws.stack import load_template
 from abrecon_sandbox.emulator import Emulator
-from abrecon_sandbox.stack import load_template
 
 ASL = ROOT / "statemachine" / "reconcile.asl.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abrecon.pacing import Limit
-from abrecon_sandbox.floor import floor_seconds, floor_timeline
+from abrecon_sandbox.bench.floor import floor_seconds, floor_timeline
 
 FAST = Limit(rate=100.0, burst=100)
 

@@ -13,7 +13,7 @@ from helpers import FakeContext, function_environment, load_event, load_handler
 
 from abrecon.errors import ConfigurationError, InvalidInputError
 from abrecon.runtime import get_runtime
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator
 
 

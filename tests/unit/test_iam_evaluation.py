@@ -1,4 +1,4 @@
-"""The sandbox's IAM evaluation (abrecon_sandbox.iam) against AWS's documented rules, on small policies: condition
+"""The sandbox's IAM evaluation (abrecon_sandbox.aws.iam) against AWS's documented rules, on small policies: condition
 operators and missing keys, explicit deny, an Allow whose condition fails, the key policy's delegation to IAM."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from abrecon_sandbox.iam import (
+from abrecon_sandbox.aws.iam import (
     ACCOUNT_ROOT,
     Call,
     NamedPolicy,

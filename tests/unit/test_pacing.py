@@ -13,8 +13,8 @@ from moto import mock_aws
 from abrecon import pacing
 from abrecon.pacing import Limit, Pacer, parse_limits
 from abrecon.settings import DEFAULT_RATE_LIMITS
+from abrecon_sandbox.aws.stack import load_template
 from abrecon_sandbox.emulator.ratelimit import PUBLISHED_PLANS, TokenBucket
-from abrecon_sandbox.stack import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = 200  # with a rate 0.2% too fast the slots drift past the one-second arrival guard after about 8 tokens

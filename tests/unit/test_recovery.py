@@ -24,8 +24,8 @@ from abrecon.models import Report, ReportDocument, ReportsPage
 from abrecon.pacing import Pacer
 from abrecon.runtime import Runtime, get_runtime
 from abrecon.storage import InvoiceRecord, InvoiceState, Ledger, LedgerConflict
-from abrecon_sandbox.aws import LocalAws
-from abrecon_sandbox.aws_faults import _DYNAMODB_5XX, ServiceFaults
+from abrecon_sandbox.aws.faults import _DYNAMODB_5XX, ServiceFaults
+from abrecon_sandbox.aws.local_aws import LocalAws
 
 PDF = b"%PDF-1.4\n% invoice\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 _EPOCHS = itertools.count(1)
@@ -305,7 +305,7 @@ def test_an_invoice_claimed_by_an_ended_execution_is_taken_over_at_once(
 def test_the_template_lets_the_checking_functions_describe_executions_only() -> None:
     from helpers import TEMPLATE
 
-    from abrecon_sandbox.stack import load_template
+    from abrecon_sandbox.aws.stack import load_template
 
     resources = load_template(TEMPLATE)["Resources"]
     allowed = {}

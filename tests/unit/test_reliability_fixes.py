@@ -23,8 +23,8 @@ from abrecon.models import Report, ReportDocument
 from abrecon.pacing import Limit, Pacer
 from abrecon.runtime import Runtime, get_runtime
 from abrecon.storage import DocumentStore, InvoiceState
-from abrecon_sandbox.aws import LocalAws
-from abrecon_sandbox.aws_faults import S3WriteFaults
+from abrecon_sandbox.aws.faults import S3WriteFaults
+from abrecon_sandbox.aws.local_aws import LocalAws
 
 ASL = ROOT / "statemachine" / "reconcile.asl.json"
 PDF = b"%PDF-1.4\n% invoice\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

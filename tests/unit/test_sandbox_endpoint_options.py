@@ -8,7 +8,8 @@ import pytest
 
 from abrecon.errors import ConfigurationError
 from abrecon_cli.main import main
-from abrecon_sandbox.run import LWA_CREDENTIAL_ENV, SandboxOptions, lwa_credentials_from, run_sandbox
+from abrecon_sandbox.run.options import LWA_CREDENTIAL_ENV, SandboxOptions, lwa_credentials_from
+from abrecon_sandbox.run.orchestration import run_sandbox
 
 CREDENTIAL_FLAGS = ["--lwa-client-id", "id-flag", "--lwa-client-secret", "secret-flag", "--lwa-refresh-token", "rt"]
 

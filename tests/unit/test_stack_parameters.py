@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from helpers import TEMPLATE
 
-from abrecon_sandbox.parameters import ParameterError, check_parameters
-from abrecon_sandbox.run import SandboxOptions, scaled_rate_limits
-from abrecon_sandbox.stack import TemplateError, _check_schedule, build_stack, load_template
+from abrecon_sandbox.aws.parameters import ParameterError, check_parameters
+from abrecon_sandbox.aws.stack import TemplateError, _check_schedule, build_stack, load_template
+from abrecon_sandbox.run.options import SandboxOptions, scaled_rate_limits
 
 DECLARED: dict[str, Any] = load_template(TEMPLATE)["Parameters"]
 DEFAULTS = {name: str(p["Default"]) for name, p in DECLARED.items()}
@@ -142,14 +142,14 @@ def test_the_sandbox_command_reports_a_refused_parameter_and_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`abrecon sandbox run --max-polls 5000`: the stack's refusal is a one-line error, not a traceback."""
-    import abrecon_sandbox.run
+    import abrecon_sandbox.run.orchestration
     from abrecon_cli.main import main
 
     def refuse(options: Any, **_: Any) -> int:
         check_parameters(DECLARED, DEFAULTS | {"MaxPolls": str(options.max_polls)})
         return 0
 
-    monkeypatch.setattr(abrecon_sandbox.run, "run_sandbox", refuse)
+    monkeypatch.setattr(abrecon_sandbox.run.orchestration, "run_sandbox", refuse)
     assert main(["sandbox", "run", "--max-polls", "5000"]) == 2
     error = capsys.readouterr().err
     assert "MaxPolls" in error and "MaxValue" in error and "Traceback" not in error

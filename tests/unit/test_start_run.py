@@ -14,7 +14,7 @@ from abrecon import runs
 from abrecon.errors import ConfigurationError
 from abrecon.runtime import get_runtime
 from abrecon.settings import get_settings
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 
 
 @pytest.fixture

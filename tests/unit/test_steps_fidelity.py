@@ -24,7 +24,7 @@ from abrecon.errors import DocumentUrlExpiredError
 from abrecon.models import Report, ReportDocument
 from abrecon.runtime import Runtime, get_runtime
 from abrecon.storage import InvoiceState
-from abrecon_sandbox.aws import LocalAws
+from abrecon_sandbox.aws.local_aws import LocalAws
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
 
 BROKEN = 3

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from helpers import EVENTS, ROOT, TEMPLATE
 
-from abrecon_sandbox.stack import load_template
+from abrecon_sandbox.aws.stack import load_template
 
 
 @pytest.fixture(scope="module")

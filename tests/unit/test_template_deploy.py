@@ -18,7 +18,7 @@ from abrecon.models import TransactionsPage
 from abrecon.runtime import Runtime
 from abrecon.settings import Settings
 from abrecon.storage import DocumentStore
-from abrecon_sandbox.stack import _create
+from abrecon_sandbox.aws.stack import _create
 
 TEMPLATE, STACK, RESOLVER = template_stack()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -164,6 +164,6 @@ def test_the_execution_log_group_has_a_vended_logs_name_and_the_sandbox_creates_
         assert service == "logs"
         return Logs()
 
-    _create("AWS::Logs::LogGroup", "ReconcileStateMachineLogs", props, stack, client, {}, {}, resolver)
+    _create("AWS::Logs::LogGroup", "ReconcileStateMachineLogs", props, stack, client, {}, resolver)
     assert created == ["/aws/vendedlogs/states/abrecon-sandbox-reconcile"]
     assert stack.output("ReconcileStateMachineLogs", "Arn").endswith(":log-group:" + created[0] + ":*")

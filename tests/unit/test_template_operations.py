@@ -15,7 +15,7 @@ import pytest
 from helpers import ROOT, TEMPLATE
 
 from abrecon.contracts import RunSummary
-from abrecon_sandbox.stack import load_template
+from abrecon_sandbox.aws.stack import load_template
 
 LAYER = ROOT / "layers" / "abrecon" / "abrecon"
 METRIC_NAME = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]*)+$")

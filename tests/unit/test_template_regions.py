@@ -7,7 +7,7 @@ import pytest
 from helpers import TEMPLATE, template_environment
 
 from abrecon.settings import Settings
-from abrecon_sandbox.stack import TemplateError, build_stack, load_template
+from abrecon_sandbox.aws.stack import TemplateError, build_stack, load_template
 
 TEMPLATE_DATA = load_template(TEMPLATE)
 

@@ -14,9 +14,12 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from .config import EmulatorConfig
 from .dataset import Dataset
+from .guard import RESET_FLAG
+from .lwa import LWA_PATH
 from .pdfs import PdfCache
 from .ratelimit import RateLimiter
-from .server import LWA_PATH, RESET_FLAG, Credentials, ServerState, create_app
+from .server import create_app
+from .state import Credentials, ServerState
 
 HOST = "127.0.0.1"
 

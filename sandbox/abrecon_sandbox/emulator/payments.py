@@ -5,15 +5,20 @@ of the request, a status: before the due date Issued, Payment Processing or Clos
 or Past Due. The terms are shorter on average than most accounts have, so that a week's window shows every status.
 Some invoices have no payment details (paid by card, not billed by Pay by Invoice): an ERROR result, as Amazon
 answers for them; so do ids that are no invoice of this customer (a credit memo's number, a made-up id).
+
+The Payments API's one operation (POST /reconciliation/2021-01-08/invoices/batch/paymentDetails) is here too.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
+
+from flask import Blueprint, Response, request
 
 from .dataset import STANDARD, Document, Json, iso_seconds
+from .web import current_state, error_response, json_response
 
 # (days, share): what the terms of an invoice are drawn from.
 TERMS = ((0, 0.15), (7, 0.15), (15, 0.15), (30, 0.40), (60, 0.15))
@@ -21,6 +26,8 @@ NOT_BILLED_SHARE = 0.08
 PAST_DUE_SHARE = 0.6  # of invoices past their due date, the ones not paid yet
 PAID_EARLY_SHARE = 0.2  # of invoices not yet due, the ones already Closed
 PROCESSING_SHARE = 0.25  # of invoices not yet due, the ones whose payment is on its way
+MAX_PAYMENT_INVOICES = 25  # GetBatchInvoicePaymentDetailsRequest.invoiceIds: 1 to 25 ids of 1 to 255 characters
+MAX_INVOICE_ID_LENGTH = 255
 
 NOT_FOUND = {"code": "NOT_FOUND", "message": "Invoice not found."}
 NOT_BILLED = {
@@ -85,3 +92,28 @@ class PaymentBook:
             return {"invoiceId": invoice_id, "resultType": "ERROR", "error": dict(NOT_BILLED)}
         details = {"status": self.status(invoice_id, due, now), "dueDate": iso_seconds(due)}
         return {"invoiceId": invoice_id, "resultType": "SUCCESS", "paymentDetails": details}
+
+
+payments = Blueprint("payments", __name__)
+
+
+@payments.post("/reconciliation/2021-01-08/invoices/batch/paymentDetails", endpoint="getBatchInvoicePaymentDetails")
+def get_payment_details() -> Response:
+    """POST {invoiceIds: [...]}: one SUCCESS or ERROR result per distinct id, in no particular order."""
+    state = current_state()
+    payload = request.get_json(force=True, silent=True)
+    ids = payload.get("invoiceIds") if isinstance(payload, dict) else None
+    problem = None
+    if not isinstance(ids, list) or not ids:
+        problem = "The invoiceIds array must contain at least one invoice ID."
+    elif len(ids) > MAX_PAYMENT_INVOICES:
+        problem = f"The invoiceIds array must contain at most {MAX_PAYMENT_INVOICES} invoice IDs; got {len(ids)}."
+    elif not all(isinstance(i, str) and 1 <= len(i) <= MAX_INVOICE_ID_LENGTH for i in ids):
+        problem = f"Each invoice ID must be a string of 1 to {MAX_INVOICE_ID_LENGTH} characters."
+    if problem is not None or not isinstance(ids, list):
+        return error_response(400, "INVALID_REQUEST_PARAMETER", "The request contains invalid parameters.", problem)
+    now = datetime.now(UTC)
+    results = [state.payments.result(str(i), now) for i in dict.fromkeys(ids)]
+    with state.lock:
+        state.rng.shuffle(results)  # the model promises no order
+    return json_response({"invoicePaymentDetailsResults": results})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from abrecon_sandbox.stack import TemplateError
+from abrecon_sandbox.aws.stack import TemplateError
 
 CHECKED_TYPES = ("String", "Number")
 

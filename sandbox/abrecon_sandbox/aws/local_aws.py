@@ -19,8 +19,8 @@ from moto.core.config import default_user_config
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from abrecon_sandbox.aws_faults import S3WriteFaults
-from abrecon_sandbox.iam import (
+from abrecon_sandbox.aws.faults import S3WriteFaults
+from abrecon_sandbox.aws.iam import (
     Enforcer,
     IamGate,
     build_enforcer,
@@ -28,10 +28,10 @@ from abrecon_sandbox.iam import (
     moto_bucket_policy_check_off,
     state_machine_identity,
 )
-from abrecon_sandbox.lambdas import LambdaRouter, WorkerPool
-from abrecon_sandbox.meter import StepFunctionsMeter
-from abrecon_sandbox.quotas import StepFunctionsQuotas
-from abrecon_sandbox.stack import REGION, Stack, build_stack
+from abrecon_sandbox.aws.lambdas import LambdaRouter, WorkerPool
+from abrecon_sandbox.aws.meter import StepFunctionsMeter
+from abrecon_sandbox.aws.quotas import StepFunctionsQuotas
+from abrecon_sandbox.aws.stack import REGION, Stack, build_stack
 
 # moto's documented dummy credentials, valid only against the local moto server.
 CREDENTIALS = {  # nosec B105

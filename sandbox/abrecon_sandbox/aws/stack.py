@@ -12,9 +12,10 @@ import re
 import uuid
 import warnings
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from cfnlint.decode import decode
@@ -103,32 +104,48 @@ class Resolver:
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                return self._sub(arg)
-            if key == "Fn::FindInMap":
-                name, top, second = (str(self.resolve(v)) for v in arg)
-                try:
-                    return self._mappings[name][top][second]
-                except KeyError as exc:
-                    raise TemplateError(f"FindInMap {name}.{top}.{second}: no such entry") from exc
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
-            if key == "Fn::Equals":
-                left, right = (self.resolve(v) for v in arg)
-                return left == right
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::If":
-                name, when_true, when_false = arg
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Condition":
-                return self.condition(arg)
+            intrinsic = self._INTRINSICS.get(key)
+            if intrinsic is not None:
+                return intrinsic(self, arg)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def _get_att(self, arg: Any) -> str:
+        logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.get_att(logical_id, attribute)
+
+    def _find_in_map(self, arg: Any) -> Any:
+        name, top, second = (str(self.resolve(v)) for v in arg)
+        try:
+            return self._mappings[name][top][second]
+        except KeyError as exc:
+            raise TemplateError(f"FindInMap {name}.{top}.{second}: no such entry") from exc
+
+    def _join(self, arg: Any) -> str:
+        return str(arg[0]).join(str(self.resolve(v)) for v in arg[1])
+
+    def _equals(self, arg: Any) -> bool:
+        left, right = (self.resolve(v) for v in arg)
+        return bool(left == right)
+
+    def _not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def _if(self, arg: Any) -> Any:
+        name, when_true, when_false = arg
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    # The intrinsic functions the template uses, by their key in a one-key mapping.
+    _INTRINSICS: ClassVar[dict[str, Callable[[Resolver, Any], Any]]] = {
+        "Ref": ref,
+        "Fn::GetAtt": _get_att,
+        "Fn::Sub": lambda self, arg: self._sub(arg),
+        "Fn::FindInMap": _find_in_map,
+        "Fn::Join": _join,
+        "Fn::Equals": _equals,
+        "Fn::Not": _not,
+        "Fn::If": _if,
+        "Condition": condition,
+    }
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
@@ -151,7 +168,7 @@ def _tags(name: str) -> str:
 
 def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[str, str], endpoint_url: str) -> Stack:
     """Create every resource of the template in moto at endpoint_url, in dependency order."""
-    from abrecon_sandbox.parameters import check_parameters
+    from abrecon_sandbox.aws.parameters import check_parameters
 
     template = load_template(template_path)
     declared: dict[str, Any] = template.get("Parameters", {})
@@ -174,30 +191,15 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
 
     resources: dict[str, Any] = template["Resources"]
     globals_function = template.get("Globals", {}).get("Function", {})
-    order = [
-        "AWS::KMS::Key",
-        "AWS::KMS::Alias",
-        "AWS::S3::Bucket",
-        "AWS::S3::BucketPolicy",
-        "AWS::SecretsManager::Secret",
-        "AWS::DynamoDB::Table",
-        "AWS::SNS::Topic",
-        "AWS::SNS::Subscription",
-        "AWS::Logs::LogGroup",
-        "AWS::Serverless::LayerVersion",
-        "AWS::Serverless::Function",
-        "AWS::Serverless::StateMachine",
-        *_OPERATIONS_TYPES,
-    ]
-    strangers = sorted({r["Type"] for r in resources.values()} - set(order))
+    strangers = sorted({r["Type"] for r in resources.values()} - set(CREATORS))
     if strangers:
-        raise TemplateError(f"the sandbox does not know how to create {strangers}; teach sandbox/stack.py")
+        raise TemplateError(f"the sandbox does not know how to create {strangers}; teach stack.CREATORS")
     for logical_id, resource in resources.items():  # SAM's implicit role of a state machine, <LogicalId>Role
         if resource["Type"] == "AWS::Serverless::StateMachine" and "Role" not in resource.get("Properties", {}):
             # Named as the sandbox's IAM (iam.py) names the roles SAM generates: the requests' aws:PrincipalArn.
             role_name = f"{stack.name}-{logical_id}Role"[:64]
             stack.attributes[(f"{logical_id}Role", "Arn")] = f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
-    for resource_type in order:
+    for resource_type in CREATORS:
         for logical_id, resource in resources.items():
             if resource["Type"] != resource_type:
                 continue
@@ -205,7 +207,7 @@ def build_stack(template_path: Path, stack_name: str, parameter_overrides: dict[
                 stack.skipped.append(f"{logical_id} (condition {resource['Condition']} is false)")
                 continue
             props = resolver.resolve(resource.get("Properties", {}))
-            _create(resource_type, logical_id, props, stack, client, resource, globals_function, resolver)
+            _create(resource_type, logical_id, props, stack, client, globals_function, resolver)
     _register_stack(template, resolver, stack, client)
     return stack
 
@@ -233,49 +235,207 @@ def _register_stack(template: dict[str, Any], resolver: Resolver, stack: Stack, 
     stack.outputs = outputs
 
 
+@dataclass(frozen=True)
+class _New:
+    """One resource to create: its logical id and resolved properties, and what a creator needs from the stack."""
+
+    logical_id: str
+    props: dict[str, Any]
+    stack: Stack
+    client: Callable[[str], Any]
+    globals_function: dict[str, Any]
+    resolver: Resolver
+
+    def name(self, prop: str) -> str:
+        """The name the template gives in prop, else CloudFormation's <stack>-<logical id>."""
+        return str(self.props.get(prop) or f"{self.stack.name}-{self.logical_id}")
+
+    def created(self, ref: str, arn: str | None = None) -> None:
+        """Record the resource's Ref value and, if it has one, its Arn attribute."""
+        self.stack.refs[self.logical_id] = ref
+        if arn is not None:
+            self.stack.attributes[(self.logical_id, "Arn")] = arn
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT_ID}:{resource}"
+
+
+def _kms_key(new: _New) -> None:
+    kms = new.client("kms")
+    key = kms.create_key(Description=new.props.get("Description", ""), Policy=json.dumps(new.props["KeyPolicy"]))
+    metadata = key["KeyMetadata"]
+    if new.props.get("EnableKeyRotation"):
+        kms.enable_key_rotation(KeyId=metadata["KeyId"])
+    new.created(metadata["KeyId"], metadata["Arn"])
+
+
+def _kms_alias(new: _New) -> None:
+    new.client("kms").create_alias(AliasName=new.props["AliasName"], TargetKeyId=new.props["TargetKeyId"])
+    new.created(new.props["AliasName"])
+
+
+def _bucket(new: _New) -> None:
+    props = new.props
+    name = props.get("BucketName") or f"{_tags(new.stack.name)}-{_tags(new.logical_id)}-{uuid.uuid4().hex[:8]}"
+    s3 = new.client("s3")
+    s3.create_bucket(Bucket=name)
+    if "BucketEncryption" in props:
+        # CloudFormation's rule shape differs from the S3 API's by one name.
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                **{k: v for k, v in rule.items() if k != "ServerSideEncryptionByDefault"},
+            }
+            for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        ]
+        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
+    if "VersioningConfiguration" in props:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
+    if "OwnershipControls" in props:
+        s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=props["OwnershipControls"])
+    new.created(name, f"arn:aws:s3:::{name}")
+
+
+def _bucket_policy(new: _New) -> None:
+    # Applied as deployed; moto itself does not enforce it: the sandbox's IAM gate (iam.py) evaluates it, with
+    # its conditions, on every request of a function or the state machine.
+    new.client("s3").put_bucket_policy(Bucket=new.props["Bucket"], Policy=json.dumps(new.props["PolicyDocument"]))
+    new.created(new.props["Bucket"])
+
+
+def _secret(new: _New) -> None:
+    secret = new.client("secretsmanager").create_secret(
+        Name=new.name("Name"),
+        KmsKeyId=new.props.get("KmsKeyId"),
+        SecretString=new.props.get("SecretString", "{}"),
+        Description=new.props.get("Description", ""),
+    )
+    new.created(secret["ARN"])
+
+
+def _table(new: _New) -> None:
+    name = new.name("TableName")
+    args = {
+        k: new.props[k]
+        for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "SSESpecification")
+        if k in new.props
+    }
+    if "SSESpecification" in args:
+        sse = args["SSESpecification"]
+        args["SSESpecification"] = {
+            "Enabled": sse.get("SSEEnabled", False),
+            "SSEType": sse.get("SSEType", "KMS"),
+            "KMSMasterKeyId": sse.get("KMSMasterKeyId"),
+        }
+    new.client("dynamodb").create_table(TableName=name, **args)
+    new.created(name, _arn("dynamodb", f"table/{name}"))
+
+
+def _topic(new: _New) -> None:
+    attributes = {k: str(new.props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in new.props}
+    topic = new.client("sns").create_topic(Name=new.name("TopicName"), Attributes=attributes)
+    new.created(topic["TopicArn"])
+    new.stack.attributes[(new.logical_id, "TopicName")] = topic["TopicArn"].rsplit(":", 1)[1]
+
+
+def _subscription(new: _New) -> None:
+    props = new.props
+    sub = new.client("sns").subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
+    )
+    new.created(sub["SubscriptionArn"])
+
+
+def _log_group(new: _New) -> None:
+    # The template's own name, as deploys; without one CloudFormation makes up "<stack>-<logical id>-<suffix>".
+    name = new.props.get("LogGroupName") or f"{new.stack.name}-{new.logical_id}-{uuid.uuid4().hex[:12].upper()}"
+    new.client("logs").create_log_group(logGroupName=name)
+    new.created(name, _arn("logs", f"log-group:{name}:*"))
+
+
+def _layer(new: _New) -> None:
+    new.stack.skipped.append(f"{new.logical_id} (layer: its package is importable in the sandbox's environment)")
+    new.created(_arn("lambda", f"layer:{new.props.get('LayerName') or new.logical_id}:1"))
+
+
+def _serverless_function(new: _New) -> None:
+    _function(new)
+    _schedules(new.logical_id, new.props, new.stack, new.client)
+
+
+def _serverless_state_machine(new: _New) -> None:
+    _state_machine(new.logical_id, new.props, new.stack, new.client)
+    for event_name, event in new.props.get("Events", {}).items():
+        new.stack.skipped.append(
+            f"{new.logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)"
+        )
+
+
 # Operations resources: created in moto so their shape is checked by its API; nothing in the sandbox fires them
 # (moto emits no Step Functions status events and evaluates no alarms), which the sandbox lists as skipped.
-_OPERATIONS_TYPES = (
-    "AWS::Events::Rule",
-    "AWS::SNS::TopicPolicy",
-    "AWS::CloudWatch::Alarm",
-    "AWS::CloudWatch::Dashboard",
-)
 
 
-def _create_operations(resource_type: str, logical_id: str, props: dict[str, Any], stack: Stack, client: Any) -> None:
-    arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
-    if resource_type == "AWS::Events::Rule":
-        name = props.get("Name") or f"{stack.name}-{logical_id}"
-        events = client("events")
-        arn = events.put_rule(
-            Name=name,
-            EventPattern=json.dumps(props["EventPattern"]),
-            State=props.get("State", "ENABLED"),
-            Description=props.get("Description", ""),
-        )["RuleArn"]
-        answer = events.put_targets(Rule=name, Targets=props.get("Targets", []))
-        if answer.get("FailedEntryCount"):
-            raise TemplateError(f"{logical_id}: targets refused: {answer['FailedEntries']}")
-        stack.refs[logical_id] = name
-        stack.attributes[(logical_id, "Arn")] = arn
-        stack.skipped.append(f"{logical_id} (created; moto emits no Step Functions status-change events)")
-    elif resource_type == "AWS::SNS::TopicPolicy":
-        policy = json.dumps(props["PolicyDocument"])
-        for topic in props["Topics"]:
-            client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=policy)
-        stack.refs[logical_id] = ",".join(props["Topics"])
-    elif resource_type == "AWS::CloudWatch::Alarm":
-        name = props.get("AlarmName") or f"{stack.name}-{logical_id}"
-        client("cloudwatch").put_metric_alarm(AlarmName=name, **{k: v for k, v in props.items() if k != "AlarmName"})
-        stack.refs[logical_id] = name
-        stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('cloudwatch')}:alarm:{name}"
-        stack.skipped.append(f"{logical_id} (created; moto does not evaluate alarms)")
-    elif resource_type == "AWS::CloudWatch::Dashboard":
-        name = props.get("DashboardName") or f"{stack.name}-{logical_id}"
-        json.loads(props["DashboardBody"])  # CloudWatch refuses a body that is not JSON; so does the sandbox
-        client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
-        stack.refs[logical_id] = name
+def _events_rule(new: _New) -> None:
+    props = new.props
+    name = new.name("Name")
+    events = new.client("events")
+    arn = events.put_rule(
+        Name=name,
+        EventPattern=json.dumps(props["EventPattern"]),
+        State=props.get("State", "ENABLED"),
+        Description=props.get("Description", ""),
+    )["RuleArn"]
+    answer = events.put_targets(Rule=name, Targets=props.get("Targets", []))
+    if answer.get("FailedEntryCount"):
+        raise TemplateError(f"{new.logical_id}: targets refused: {answer['FailedEntries']}")
+    new.created(name, arn)
+    new.stack.skipped.append(f"{new.logical_id} (created; moto emits no Step Functions status-change events)")
+
+
+def _topic_policy(new: _New) -> None:
+    policy = json.dumps(new.props["PolicyDocument"])
+    for topic in new.props["Topics"]:
+        new.client("sns").set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=policy)
+    new.created(",".join(new.props["Topics"]))
+
+
+def _alarm(new: _New) -> None:
+    name = new.name("AlarmName")
+    settings = {k: v for k, v in new.props.items() if k != "AlarmName"}
+    new.client("cloudwatch").put_metric_alarm(AlarmName=name, **settings)
+    new.created(name, _arn("cloudwatch", f"alarm:{name}"))
+    new.stack.skipped.append(f"{new.logical_id} (created; moto does not evaluate alarms)")
+
+
+def _dashboard(new: _New) -> None:
+    name = new.name("DashboardName")
+    json.loads(new.props["DashboardBody"])  # CloudWatch refuses a body that is not JSON; so does the sandbox
+    new.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=new.props["DashboardBody"])
+    new.created(name)
+
+
+# Every resource type the sandbox creates, in the order it creates them (what a resource refers to comes first).
+CREATORS: dict[str, Callable[[_New], None]] = {
+    "AWS::KMS::Key": _kms_key,
+    "AWS::KMS::Alias": _kms_alias,
+    "AWS::S3::Bucket": _bucket,
+    "AWS::S3::BucketPolicy": _bucket_policy,
+    "AWS::SecretsManager::Secret": _secret,
+    "AWS::DynamoDB::Table": _table,
+    "AWS::SNS::Topic": _topic,
+    "AWS::SNS::Subscription": _subscription,
+    "AWS::Logs::LogGroup": _log_group,
+    "AWS::Serverless::LayerVersion": _layer,
+    "AWS::Serverless::Function": _serverless_function,
+    "AWS::Serverless::StateMachine": _serverless_state_machine,
+    "AWS::Events::Rule": _events_rule,
+    "AWS::SNS::TopicPolicy": _topic_policy,
+    "AWS::CloudWatch::Alarm": _alarm,
+    "AWS::CloudWatch::Dashboard": _dashboard,
+}
 
 
 def _create(
@@ -283,128 +443,26 @@ def _create(
     logical_id: str,
     props: dict[str, Any],
     stack: Stack,
-    client: Any,
-    resource: dict[str, Any],
+    client: Callable[[str], Any],
     globals_function: dict[str, Any],
     resolver: Resolver,
 ) -> None:
-    arn_prefix = f"arn:aws:{{}}:{REGION}:{ACCOUNT_ID}"
-    if resource_type in _OPERATIONS_TYPES:
-        _create_operations(resource_type, logical_id, props, stack, client)
-    elif resource_type == "AWS::KMS::Key":
-        key = client("kms").create_key(Description=props.get("Description", ""), Policy=json.dumps(props["KeyPolicy"]))[
-            "KeyMetadata"
-        ]
-        if props.get("EnableKeyRotation"):
-            client("kms").enable_key_rotation(KeyId=key["KeyId"])
-        stack.refs[logical_id] = key["KeyId"]
-        stack.attributes[(logical_id, "Arn")] = key["Arn"]
-    elif resource_type == "AWS::KMS::Alias":
-        client("kms").create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
-        stack.refs[logical_id] = props["AliasName"]
-    elif resource_type == "AWS::S3::Bucket":
-        name = props.get("BucketName") or f"{_tags(stack.name)}-{_tags(logical_id)}-{uuid.uuid4().hex[:8]}"
-        s3 = client("s3")
-        s3.create_bucket(Bucket=name)
-        if "BucketEncryption" in props:
-            # CloudFormation's rule shape differs from the S3 API's by one name.
-            rules = [
-                {
-                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
-                    **{k: v for k, v in rule.items() if k != "ServerSideEncryptionByDefault"},
-                }
-                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-            ]
-            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
-        if "PublicAccessBlockConfiguration" in props:
-            s3.put_public_access_block(
-                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
-            )
-        if "VersioningConfiguration" in props:
-            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
-        if "OwnershipControls" in props:
-            s3.put_bucket_ownership_controls(Bucket=name, OwnershipControls=props["OwnershipControls"])
-        stack.refs[logical_id] = name
-        stack.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
-    elif resource_type == "AWS::S3::BucketPolicy":
-        # Applied as deployed; moto itself does not enforce it: the sandbox's IAM gate (iam.py) evaluates it, with
-        # its conditions, on every request of a function or the state machine.
-        client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
-        stack.refs[logical_id] = props["Bucket"]
-    elif resource_type == "AWS::SecretsManager::Secret":
-        name = props.get("Name") or f"{stack.name}-{logical_id}"
-        secret = client("secretsmanager").create_secret(
-            Name=name,
-            KmsKeyId=props.get("KmsKeyId"),
-            SecretString=props.get("SecretString", "{}"),
-            Description=props.get("Description", ""),
-        )
-        stack.refs[logical_id] = secret["ARN"]
-    elif resource_type == "AWS::DynamoDB::Table":
-        name = props.get("TableName") or f"{stack.name}-{logical_id}"
-        args = {
-            k: props[k]
-            for k in ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "SSESpecification")
-            if k in props
-        }
-        if "SSESpecification" in args:
-            sse = args["SSESpecification"]
-            args["SSESpecification"] = {
-                "Enabled": sse.get("SSEEnabled", False),
-                "SSEType": sse.get("SSEType", "KMS"),
-                "KMSMasterKeyId": sse.get("KMSMasterKeyId"),
-            }
-        client("dynamodb").create_table(TableName=name, **args)
-        stack.refs[logical_id] = name
-        stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('dynamodb')}:table/{name}"
-    elif resource_type == "AWS::SNS::Topic":
-        attributes = {k: str(props[k]) for k in ("KmsMasterKeyId", "DisplayName") if k in props}
-        topic = client("sns").create_topic(
-            Name=props.get("TopicName") or f"{stack.name}-{logical_id}", Attributes=attributes
-        )
-        stack.refs[logical_id] = topic["TopicArn"]
-        stack.attributes[(logical_id, "TopicName")] = topic["TopicArn"].rsplit(":", 1)[1]
-    elif resource_type == "AWS::SNS::Subscription":
-        sub = client("sns").subscribe(
-            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"]
-        )
-        stack.refs[logical_id] = sub["SubscriptionArn"]
-    elif resource_type == "AWS::Logs::LogGroup":
-        # The template's own name, as deploys; without one CloudFormation makes up "<stack>-<logical id>-<suffix>".
-        name = props.get("LogGroupName") or f"{stack.name}-{logical_id}-{uuid.uuid4().hex[:12].upper()}"
-        client("logs").create_log_group(logGroupName=name)
-        stack.refs[logical_id] = name
-        stack.attributes[(logical_id, "Arn")] = f"{arn_prefix.format('logs')}:log-group:{name}:*"
-    elif resource_type == "AWS::Serverless::LayerVersion":
-        stack.skipped.append(f"{logical_id} (layer: its package is importable in the sandbox's environment)")
-        layer_name = props.get("LayerName") or logical_id
-        stack.refs[logical_id] = f"{arn_prefix.format('lambda')}:layer:{layer_name}:1"
-    elif resource_type == "AWS::Serverless::Function":
-        _function(logical_id, props, stack, globals_function, resolver, arn_prefix)
-        _schedules(logical_id, props, stack, client)
-    elif resource_type == "AWS::Serverless::StateMachine":
-        _state_machine(logical_id, props, stack, client, arn_prefix)
-        for event_name, event in props.get("Events", {}).items():
-            stack.skipped.append(f"{logical_id}.{event_name} ({event['Type']}: the sandbox starts executions itself)")
+    """Create one resource of the template with its type's creator."""
+    CREATORS[resource_type](_New(logical_id, props, stack, client, globals_function, resolver))
 
 
-def _function(
-    logical_id: str,
-    props: dict[str, Any],
-    stack: Stack,
-    globals_function: dict[str, Any],
-    resolver: Resolver,
-    arn_prefix: str,
-) -> None:
-    from abrecon_sandbox.lambdas import FunctionSpec
+def _function(new: _New) -> None:
+    from abrecon_sandbox.aws.lambdas import FunctionSpec
 
-    merged = {**resolver.resolve(globals_function), **props}
+    logical_id, props, stack = new.logical_id, new.props, new.stack
+    globals_function = new.resolver.resolve(new.globals_function)
+    merged = {**globals_function, **props}
     variables = {
-        **resolver.resolve(globals_function).get("Environment", {}).get("Variables", {}),
+        **globals_function.get("Environment", {}).get("Variables", {}),
         **props.get("Environment", {}).get("Variables", {}),
     }
-    name = props.get("FunctionName") or f"{stack.name}-{logical_id}"
-    arn = f"{arn_prefix.format('lambda')}:function:{name}"
+    name = new.name("FunctionName")
+    arn = _arn("lambda", f"function:{name}")
     stack.functions[logical_id] = FunctionSpec(
         logical_id=logical_id,
         name=name,
@@ -473,7 +531,7 @@ def _check_schedule(where: str, props: dict[str, Any]) -> None:
             raise TemplateError(f"{where}: {zone!r} is not a time zone of the IANA database") from exc
 
 
-def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client: Any, arn_prefix: str) -> None:
+def _state_machine(logical_id: str, props: dict[str, Any], stack: Stack, client: Any) -> None:
     definition = (stack.root / props["DefinitionUri"]).read_text()
     substitutions = {k: str(v) for k, v in props.get("DefinitionSubstitutions", {}).items()}
     missing = sorted(set(SUB_VARIABLE.findall(definition)) - set(substitutions))

@@ -37,7 +37,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map impo
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-from abrecon_sandbox.meter import StepFunctionsMeter
+from abrecon_sandbox.aws.meter import StepFunctionsMeter
 
 PAYLOAD_QUOTA_BYTES = 256 * 1024
 HISTORY_QUOTA_EVENTS = 25_000

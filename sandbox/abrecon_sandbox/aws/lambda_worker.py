@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass
 from typing import IO, Any
 
-from abrecon_sandbox.amazon_clock import RATE_LIMITS_ENV, SPEED_ENV, AmazonClock, Mark, amazon_limits
+from abrecon_sandbox.aws.amazon_clock import RATE_LIMITS_ENV, SPEED_ENV, AmazonClock, Mark, amazon_limits
 
 HEADER = struct.Struct(">I")
 CRASH_ENV = "ABRECON_SANDBOX_CRASH_AFTER_PUT"  # aws_faults.CRASH_ENV (not imported: keep this module light)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from abrecon_sandbox.amazon_clock import SPEED_ENV
-from abrecon_sandbox.aws_faults import S3WriteFaults, ServiceFaults
-from abrecon_sandbox.lambda_worker import read_message, write_message
+from abrecon_sandbox.aws.amazon_clock import SPEED_ENV
+from abrecon_sandbox.aws.faults import S3WriteFaults, ServiceFaults
+from abrecon_sandbox.aws.lambda_worker import read_message, write_message
 
 AUTH_SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
@@ -79,7 +79,7 @@ class Worker:
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self._process = subprocess.Popen(  # noqa: S603  # nosec B603 # our own interpreter and module
-            [sys.executable, "-m", "abrecon_sandbox.lambda_worker", str(spec.code_dir), spec.handler],
+            [sys.executable, "-m", "abrecon_sandbox.aws.lambda_worker", str(spec.code_dir), spec.handler],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

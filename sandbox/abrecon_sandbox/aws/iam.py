@@ -46,7 +46,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +58,7 @@ from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 from moto.iam.aws_managed_policies import aws_managed_policies_data
 from werkzeug.wsgi import get_input_stream
 
-from abrecon_sandbox.stack import ACCOUNT_ID, REGION, Resolver, Stack, TemplateError, load_template
+from abrecon_sandbox.aws.stack import ACCOUNT_ID, REGION, Resolver, Stack, TemplateError, load_template
 
 # moto's ASL interpreter signs with this key (boto_client_for); it is the state machine's when not replaced.
 MOTO_INTERPRETER_ACCESS_KEY = "ak"
@@ -167,7 +167,7 @@ def check_condition_operators(policy: NamedPolicy) -> None:
     for statement in policy.statements():
         for key in ("NotResource", "NotPrincipal"):
             if key in statement:
-                raise PolicyError(f"{policy.name}: {key} is not evaluated by the sandbox (abrecon_sandbox.iam)")
+                raise PolicyError(f"{policy.name}: {key} is not evaluated by the sandbox (abrecon_sandbox.aws.iam)")
         for operator in statement.get("Condition", {}):
             base = operator.removesuffix("IfExists")
             if base not in _POSITIVE and base not in _NEGATED and base != "Null":
@@ -386,19 +386,58 @@ class Enforcer:
                 )
 
 
+@dataclass
+class _Gathered:
+    """What build_enforcer reads from the expanded template, resource by resource."""
+
+    stack: Stack
+    resolver: Resolver
+    resource_policies: dict[str, NamedPolicy] = field(default_factory=dict)
+    encrypted_by: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def key_arn(self, key: str) -> str:
+        """A key id, ARN or alias as the key's ARN (itself when it is none of the stack's)."""
+        return self.keys.get(key, key)
+
+
 def build_enforcer(template_path: Path, stack: Stack) -> Enforcer:
     """The stack's roles (as SAM expands them) and resource policies, resolved against what was created."""
     expanded = expand_template(template_path, stack.name, stack.parameters)
     resolver = Resolver(stack, expanded.get("Conditions", {}), expanded.get("Mappings", {}))
     resources: dict[str, Any] = expanded["Resources"]
+    live = {
+        logical_id: resource
+        for logical_id, resource in resources.items()
+        if resource.get("Condition") is None or resolver.condition(resource["Condition"])
+    }
+    gathered = _Gathered(stack, resolver)
+    principals, function_roles = _principals(resources, _roles(live, resolver), gathered)
+    # Keys first: the other resources name their key by id, ARN or alias.
+    for readers in (_KEY_READERS, _RESOURCE_READERS):
+        for logical_id, resource in live.items():
+            reader = readers.get(resource["Type"])
+            if reader is not None:
+                reader(gathered, logical_id, resource.get("Properties", {}))
+    for policy in gathered.resource_policies.values():
+        check_condition_operators(policy)
+    return Enforcer(
+        principals=principals,
+        resource_policies=gathered.resource_policies,
+        encrypted_by=gathered.encrypted_by,
+        keys=gathered.keys,
+        secrets=gathered.secrets,
+        functions={spec.name: spec.arn for spec in stack.functions.values()},
+        function_roles=function_roles,
+    )
 
-    def live(logical_id: str) -> bool:
-        condition = resources[logical_id].get("Condition")
-        return condition is None or resolver.condition(condition)
 
+def _roles(live: dict[str, Any], resolver: Resolver) -> dict[str, tuple[NamedPolicy, ...]]:
+    """Each role's managed and inline policies, by the role's logical id."""
     roles: dict[str, tuple[NamedPolicy, ...]] = {}
-    for logical_id, resource in resources.items():
-        if resource["Type"] != "AWS::IAM::Role" or not live(logical_id):
+    for logical_id, resource in live.items():
+        if resource["Type"] != "AWS::IAM::Role":
             continue
         props = resource["Properties"]
         policies = [_managed_policy(str(resolver.resolve(arn))) for arn in props.get("ManagedPolicyArns", [])]
@@ -409,6 +448,15 @@ def build_enforcer(template_path: Path, stack: Stack) -> Enforcer:
         for policy in policies:
             check_condition_operators(policy)
         roles[logical_id] = tuple(policies)
+    return roles
+
+
+def _principals(
+    resources: dict[str, Any], roles: dict[str, tuple[NamedPolicy, ...]], gathered: _Gathered
+) -> tuple[dict[str, Principal], dict[str, Principal]]:
+    """The functions' and the state machine's principals by access key id, and the functions' by ARN; a
+    function's environment key goes into gathered.encrypted_by."""
+    stack = gathered.stack
 
     def principal(caller: str, role_logical_id: str, session: str) -> Principal:
         role_name = f"{stack.name}-{role_logical_id}"[:64]
@@ -421,7 +469,6 @@ def build_enforcer(template_path: Path, stack: Stack) -> Enforcer:
 
     principals: dict[str, Principal] = {}
     function_roles: dict[str, Principal] = {}
-    encrypted_by: dict[str, str] = {}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::Lambda::Function" and logical_id in stack.functions:
             spec = stack.functions[logical_id]
@@ -429,72 +476,79 @@ def build_enforcer(template_path: Path, stack: Stack) -> Enforcer:
             principals[f"ASIA{uuid.uuid5(uuid.NAMESPACE_URL, spec.arn).hex[:16].upper()}"] = who
             function_roles[spec.arn] = who
             if "KmsKeyArn" in resource["Properties"]:
-                encrypted_by[spec.arn] = str(resolver.resolve(resource["Properties"]["KmsKeyArn"]))
+                gathered.encrypted_by[spec.arn] = str(gathered.resolver.resolve(resource["Properties"]["KmsKeyArn"]))
         elif resource["Type"] == "AWS::StepFunctions::StateMachine":
             who = principal(logical_id, _logical_id(resource["Properties"]["RoleArn"]), "states-execution")
             principals[f"ASIA{uuid.uuid5(uuid.NAMESPACE_URL, logical_id).hex[:16].upper()}"] = who
             principals[MOTO_INTERPRETER_ACCESS_KEY] = who
+    return principals, function_roles
 
-    resource_policies: dict[str, NamedPolicy] = {}
-    keys: dict[str, str] = {}
-    secrets: dict[str, str] = {}
-    for logical_id, resource in resources.items():
-        kind, raw = resource["Type"], resource.get("Properties", {})
-        if kind.startswith("AWS::Serverless") or not live(logical_id):
-            continue
-        if kind == "AWS::KMS::Key":
-            arn = stack.output(logical_id, "Arn")
-            keys.update({arn: arn, stack.output(logical_id): arn})
-            resource_policies[arn] = NamedPolicy(f"{logical_id} key policy", resolver.resolve(raw["KeyPolicy"]))
-        elif kind == "AWS::KMS::Alias":
-            props = resolver.resolve(raw)
-            keys[props["AliasName"]] = keys.get(props["TargetKeyId"], props["TargetKeyId"])
-    for logical_id, resource in resources.items():
-        kind, raw = resource["Type"], resource.get("Properties", {})
-        if kind.startswith("AWS::Serverless") or not live(logical_id):
-            continue
-        if kind == "AWS::S3::BucketPolicy":
-            props = resolver.resolve(raw)
-            resource_policies[f"arn:aws:s3:::{props['Bucket']}"] = NamedPolicy(
-                f"{logical_id} (bucket policy)", props["PolicyDocument"]
+
+def _read_key(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    arn = gathered.stack.output(logical_id, "Arn")
+    gathered.keys.update({arn: arn, gathered.stack.output(logical_id): arn})
+    policy = NamedPolicy(f"{logical_id} key policy", gathered.resolver.resolve(raw["KeyPolicy"]))
+    gathered.resource_policies[arn] = policy
+
+
+def _read_alias(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    gathered.keys[props["AliasName"]] = gathered.key_arn(props["TargetKeyId"])
+
+
+def _read_bucket_policy(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    policy = NamedPolicy(f"{logical_id} (bucket policy)", props["PolicyDocument"])
+    gathered.resource_policies[f"arn:aws:s3:::{props['Bucket']}"] = policy
+
+
+def _read_topic_policy(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    for topic in props["Topics"]:
+        gathered.resource_policies[topic] = NamedPolicy(f"{logical_id} (topic policy)", props["PolicyDocument"])
+
+
+def _read_bucket(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    for rule in props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", []):
+        default = rule.get("ServerSideEncryptionByDefault", {})
+        if default.get("SSEAlgorithm") == "aws:kms" and default.get("KMSMasterKeyID"):
+            gathered.encrypted_by[gathered.stack.output(logical_id, "Arn")] = gathered.key_arn(
+                default["KMSMasterKeyID"]
             )
-        elif kind == "AWS::SNS::TopicPolicy":
-            props = resolver.resolve(raw)
-            for topic in props["Topics"]:
-                resource_policies[topic] = NamedPolicy(f"{logical_id} (topic policy)", props["PolicyDocument"])
-        elif kind == "AWS::S3::Bucket":
-            props = resolver.resolve(raw)
-            for rule in props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", []):
-                default = rule.get("ServerSideEncryptionByDefault", {})
-                if default.get("SSEAlgorithm") == "aws:kms" and default.get("KMSMasterKeyID"):
-                    encrypted_by[stack.output(logical_id, "Arn")] = keys.get(
-                        default["KMSMasterKeyID"], default["KMSMasterKeyID"]
-                    )
-        elif kind == "AWS::SecretsManager::Secret":
-            props = resolver.resolve(raw)
-            arn = stack.output(logical_id)
-            secrets[arn.split(":secret:", 1)[-1].rsplit("-", 1)[0]] = arn  # name-XXXXXX: the name
-            if props.get("KmsKeyId"):
-                encrypted_by[arn] = keys.get(props["KmsKeyId"], props["KmsKeyId"])
-        elif kind == "AWS::DynamoDB::Table":
-            sse = resolver.resolve(raw).get("SSESpecification", {})
-            if sse.get("SSEEnabled") and sse.get("KMSMasterKeyId"):
-                encrypted_by[stack.output(logical_id, "Arn")] = keys.get(sse["KMSMasterKeyId"], sse["KMSMasterKeyId"])
-        elif kind == "AWS::SNS::Topic":
-            props = resolver.resolve(raw)
-            if props.get("KmsMasterKeyId"):
-                encrypted_by[stack.output(logical_id)] = keys.get(props["KmsMasterKeyId"], props["KmsMasterKeyId"])
-    for policy in resource_policies.values():
-        check_condition_operators(policy)
-    return Enforcer(
-        principals=principals,
-        resource_policies=resource_policies,
-        encrypted_by=encrypted_by,
-        keys=keys,
-        secrets=secrets,
-        functions={spec.name: spec.arn for spec in stack.functions.values()},
-        function_roles=function_roles,
-    )
+
+
+def _read_secret(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    arn = gathered.stack.output(logical_id)
+    gathered.secrets[arn.split(":secret:", 1)[-1].rsplit("-", 1)[0]] = arn  # name-XXXXXX: the name
+    if props.get("KmsKeyId"):
+        gathered.encrypted_by[arn] = gathered.key_arn(props["KmsKeyId"])
+
+
+def _read_table(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    sse = gathered.resolver.resolve(raw).get("SSESpecification", {})
+    if sse.get("SSEEnabled") and sse.get("KMSMasterKeyId"):
+        gathered.encrypted_by[gathered.stack.output(logical_id, "Arn")] = gathered.key_arn(sse["KMSMasterKeyId"])
+
+
+def _read_topic(gathered: _Gathered, logical_id: str, raw: dict[str, Any]) -> None:
+    props = gathered.resolver.resolve(raw)
+    if props.get("KmsMasterKeyId"):
+        gathered.encrypted_by[gathered.stack.output(logical_id)] = gathered.key_arn(props["KmsMasterKeyId"])
+
+
+# What the enforcer reads from each resource type of the expanded template (SAM's own types are expanded away).
+_Reader = Callable[[_Gathered, str, dict[str, Any]], None]
+_KEY_READERS: dict[str, _Reader] = {"AWS::KMS::Key": _read_key, "AWS::KMS::Alias": _read_alias}
+_RESOURCE_READERS: dict[str, _Reader] = {
+    "AWS::S3::BucketPolicy": _read_bucket_policy,
+    "AWS::SNS::TopicPolicy": _read_topic_policy,
+    "AWS::S3::Bucket": _read_bucket,
+    "AWS::SecretsManager::Secret": _read_secret,
+    "AWS::DynamoDB::Table": _read_table,
+    "AWS::SNS::Topic": _read_topic,
+}
 
 
 # --- requests ------------------------------------------------------------------------------------------------

@@ -16,15 +16,15 @@ import argparse
 import dataclasses
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from abrecon_sandbox.aws.quotas import HISTORY_QUOTA_EVENTS, PAYLOAD_QUOTA_BYTES
+from abrecon_sandbox.bench.naive import run_naive
 from abrecon_sandbox.emulator import Emulator, EmulatorConfig
-from abrecon_sandbox.naive import run_naive
-from abrecon_sandbox.quotas import HISTORY_QUOTA_EVENTS, PAYLOAD_QUOTA_BYTES
-from abrecon_sandbox.run import PROJECT_ROOT, SandboxOptions, run_sandbox
+from abrecon_sandbox.run.options import PROJECT_ROOT, SandboxOptions
+from abrecon_sandbox.run.orchestration import run_sandbox
 
 PARSER_DEFAULT_OUT = PROJECT_ROOT / ".sandbox" / "bench.json"
 # AWS list prices, us-east-1, as published on the services' pricing pages (checked 2026-11):
@@ -215,7 +215,3 @@ def main(argv: list[str] | None = None) -> int:
         phases = ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in r["secondsOverFloor"].items())
         print(f"  N={r['invoices']}: {phases}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
