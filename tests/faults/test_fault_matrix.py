@@ -217,7 +217,7 @@ def _check_stored_documents(run: SandboxRun, ledger: dict[str, dict[str, Any]], 
 def _write_figures(
     profile: str, first: dict[str, Any], second: dict[str, Any], first_seconds: float, second_seconds: float
 ) -> None:
-    """The profile's figures for the README's table: test-artifacts/faults/<profile>.json."""
+    """The profile's figures for the table in docs/reliability.md: test-artifacts/faults/<profile>.json."""
 
     def figures(summary: dict[str, Any], seconds: float) -> dict[str, Any]:
         return {
