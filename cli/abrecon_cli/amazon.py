@@ -52,20 +52,30 @@ def explain(exc: AbreconError) -> str:
     if not isinstance(exc, ApiError):
         return str(exc)
     if exc.operation == "lwaToken":
-        if exc.code == "invalid_grant":
-            return (
-                "LWA answered invalid_grant: the refresh token was revoked (or is another region's or app's), or LWA "
-                "had a transient outage. Try again in a few minutes; if it persists, authorize the app again and "
-                "store the new refresh token with `abrecon credentials set`"
-            )
-        if exc.code in ("invalid_client", "unauthorized_client"):
-            return (
-                f"LWA answered {exc.code}: the client id or client secret is wrong (the client secret must be "
-                "rotated every 180 days); store the current ones with `abrecon credentials set`"
-            )
-        if exc.status is None or exc.status >= 500 or exc.status == 429:
-            return f"{exc}: LWA could not be reached or is failing; try again in a few minutes"
-        return f"{exc}: check the credentials and store them again with `abrecon credentials set`"
+        return _explain_lwa(exc)
+    return _explain_api(exc)
+
+
+def _explain_lwa(exc: ApiError) -> str:
+    """What LWA's refusal of the token exchange means."""
+    if exc.code == "invalid_grant":
+        return (
+            "LWA answered invalid_grant: the refresh token was revoked (or is another region's or app's), or LWA "
+            "had a transient outage. Try again in a few minutes; if it persists, authorize the app again and "
+            "store the new refresh token with `abrecon credentials set`"
+        )
+    if exc.code in ("invalid_client", "unauthorized_client"):
+        return (
+            f"LWA answered {exc.code}: the client id or client secret is wrong (the client secret must be "
+            "rotated every 180 days); store the current ones with `abrecon credentials set`"
+        )
+    if exc.status is None or exc.status >= 500 or exc.status == 429:
+        return f"{exc}: LWA could not be reached or is failing; try again in a few minutes"
+    return f"{exc}: check the credentials and store them again with `abrecon credentials set`"
+
+
+def _explain_api(exc: ApiError) -> str:
+    """What the Amazon Business API's refusal of a call means."""
     if exc.status == 403:
         return (
             f"{exc}: the app lacks the Business Purchase Reconciliation role; grant it to the app in the Amazon "

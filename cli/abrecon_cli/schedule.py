@@ -137,25 +137,40 @@ def next_run(expression: str, time_zone: str, now: datetime, anchor: datetime | 
     if not match:
         raise ScheduleExpressionError(f"{expression!r} is not cron(...), rate(...) or at(...)")
     kind, body = match.groups()
-    local_now = now.astimezone(zone)
     if kind == "at":
-        try:
-            when = datetime.fromisoformat(body.strip()).replace(tzinfo=zone)
-        except ValueError:
-            raise ScheduleExpressionError(f"at({body}): not yyyy-mm-ddThh:mm:ss") from None
-        return when if when > local_now else None
+        return _next_at(body, zone, now)
     if kind == "rate":
-        parts = body.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1 or parts[1] not in _RATE_UNITS:
-            raise ScheduleExpressionError(f"rate({body}): not 'N minutes|hours|days'")
-        period = int(parts[0]) * _RATE_UNITS[parts[1]]
-        start = (anchor or now).astimezone(zone)
-        if start > local_now:
-            return start
-        periods = math.floor((local_now - start).total_seconds() / period) + 1
-        return start + timedelta(seconds=periods * period)
+        return _next_rate(body, zone, now, anchor)
+    return _next_cron(body, zone, now)
+
+
+def _next_at(body: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """at(yyyy-mm-ddThh:mm:ss): that one time, if it is still ahead."""
+    try:
+        when = datetime.fromisoformat(body.strip()).replace(tzinfo=zone)
+    except ValueError:
+        raise ScheduleExpressionError(f"at({body}): not yyyy-mm-ddThh:mm:ss") from None
+    return when if when > now.astimezone(zone) else None
+
+
+def _next_rate(body: str, zone: ZoneInfo, now: datetime, anchor: datetime | None) -> datetime:
+    """rate(N minutes|hours|days): the next whole period after the anchor."""
+    parts = body.split()
+    if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) < 1 or parts[1] not in _RATE_UNITS:
+        raise ScheduleExpressionError(f"rate({body}): not 'N minutes|hours|days'")
+    period = int(parts[0]) * _RATE_UNITS[parts[1]]
+    local_now = now.astimezone(zone)
+    start = (anchor or now).astimezone(zone)
+    if start > local_now:
+        return start
+    periods = math.floor((local_now - start).total_seconds() / period) + 1
+    return start + timedelta(seconds=periods * period)
+
+
+def _next_cron(body: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """cron(...): the first matching minute after now, looked for over _SEARCH_DAYS days."""
     cron = _cron(body)
-    day = local_now.date()
+    day = now.astimezone(zone).date()
     for _ in range(_SEARCH_DAYS):
         if cron.matches(day):
             for hour in cron.hours:

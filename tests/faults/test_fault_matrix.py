@@ -148,11 +148,7 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
         assert run.emulator is not None
 
         if profile in RUN_FAILS:
-            # LWA refuses every token exchange: nothing can be read, and the run must say so, not succeed.
-            for summary in (first, second):
-                assert summary["status"] == "FAILED" and "AuthError" in str(summary["error"]), summary.get("error")
-                assert summary["secretsInLogs"]["lines"] == 0 and summary["unencryptedObjects"] == []
-            assert run.emulator.stats()["apiCalls"].get("createReport", 0) == 0 and ledger == {}
+            _check_nothing_read(run, ledger, first, second)
             return
 
         assert first["faultsInjected"] or second["faultsInjected"] or profile == "none", f"{profile} injected nothing"
@@ -164,35 +160,54 @@ def test_profile_is_survived_by_a_run_and_a_rerun(profile: str, tmp_path: Path) 
             assert first_code == 0, printed.getvalue()[-3000:]
         _check_run(profile, second, "second")
         assert second_code == 0, printed.getvalue()[-3000:]
-        # A lost createReport answer costs no second report wherever getReports can identify the first one.
-        if profile not in TIME_MATCHED:
-            assert second["duplicates"]["unansweredReports"] == 0, second["duplicates"]
-        if profile.startswith("lost-report-answers"):  # every lost answer: its report found again, or asked anew
-            lost_answers = sum(n for kind, n in second["faultsInjected"].items() if kind.startswith("lost-answer:"))
-            found_again = second["duplicates"]["lostAnswersRecovered"]
-            assert found_again + second["duplicates"]["unansweredReports"] == lost_answers, second["duplicates"]
-            assert found_again >= 1, second["duplicates"]
-        if profile == "aged-reports":  # each report Amazon stopped serving got exactly one new report
-            assert second["duplicates"]["agedRetries"] >= 1, second["duplicates"]
+        _check_extra_reports(profile, second)
         config = run.emulator.config
         transactions = run.emulator.dataset.transactions_between(config.window_start, config.window_end)
         assert second["lineItems"] == sum(len(t["transactionLineItems"]) for t in transactions)
 
-        # Every invoice ends where its fault leaves it; a transient failure of the first run is stored now.
-        states = {n: ledger.get(n, {}).get("state") for n in expected}
-        assert states == expected, {
-            n: (states[n], expected[n], ledger.get(n, {}).get("reason")) for n in expected if states[n] != expected[n]
-        }
-        for number, state in expected.items():
-            record = ledger[number]
-            if state == "FAILED":
-                assert record.get("reason"), number
-            if state == "DEFERRED":
-                assert record.get("reportId") and record.get("openKind") == "INVOICE", number
+        _check_invoice_states(ledger, expected)
         _check_stored_documents(run, ledger, expected)
         if profile == "handler-crash":
             # A killed Lambda process is retried by the state machine: the first run already stores everything.
             assert first["failed"] == 0, first["failures"]
+
+
+def _check_nothing_read(
+    run: SandboxRun, ledger: dict[str, dict[str, Any]], first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    """LWA refuses every token exchange: nothing can be read, and the run must say so, not succeed."""
+    assert run.emulator is not None
+    for summary in (first, second):
+        assert summary["status"] == "FAILED" and "AuthError" in str(summary["error"]), summary.get("error")
+        assert summary["secretsInLogs"]["lines"] == 0 and summary["unencryptedObjects"] == []
+    assert run.emulator.stats()["apiCalls"].get("createReport", 0) == 0 and ledger == {}
+
+
+def _check_extra_reports(profile: str, second: dict[str, Any]) -> None:
+    """A lost createReport answer costs no second report wherever getReports can identify the first one."""
+    if profile not in TIME_MATCHED:
+        assert second["duplicates"]["unansweredReports"] == 0, second["duplicates"]
+    if profile.startswith("lost-report-answers"):  # every lost answer: its report found again, or asked anew
+        lost_answers = sum(n for kind, n in second["faultsInjected"].items() if kind.startswith("lost-answer:"))
+        found_again = second["duplicates"]["lostAnswersRecovered"]
+        assert found_again + second["duplicates"]["unansweredReports"] == lost_answers, second["duplicates"]
+        assert found_again >= 1, second["duplicates"]
+    if profile == "aged-reports":  # each report Amazon stopped serving got exactly one new report
+        assert second["duplicates"]["agedRetries"] >= 1, second["duplicates"]
+
+
+def _check_invoice_states(ledger: dict[str, dict[str, Any]], expected: dict[str, str]) -> None:
+    """Every invoice ends where its fault leaves it; a transient failure of the first run is stored now."""
+    states = {n: ledger.get(n, {}).get("state") for n in expected}
+    assert states == expected, {
+        n: (states[n], expected[n], ledger.get(n, {}).get("reason")) for n in expected if states[n] != expected[n]
+    }
+    for number, state in expected.items():
+        record = ledger[number]
+        if state == "FAILED":
+            assert record.get("reason"), number
+        if state == "DEFERRED":
+            assert record.get("reportId") and record.get("openKind") == "INVOICE", number
 
 
 def _check_stored_documents(run: SandboxRun, ledger: dict[str, dict[str, Any]], expected: dict[str, str]) -> None:
@@ -218,7 +233,7 @@ def _check_stored_documents(run: SandboxRun, ledger: dict[str, dict[str, Any]], 
 def _write_figures(
     profile: str, first: dict[str, Any], second: dict[str, Any], first_seconds: float, second_seconds: float
 ) -> None:
-    """The profile's figures for the README's table: test-artifacts/faults/<profile>.json."""
+    """The profile's figures for the table in docs/reliability.md: test-artifacts/faults/<profile>.json."""
 
     def figures(summary: dict[str, Any], seconds: float) -> dict[str, Any]:
         return {

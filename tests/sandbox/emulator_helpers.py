@@ -223,27 +223,37 @@ class Contract:
         while "$ref" in schema:
             name = schema["$ref"].rsplit("/", 1)[1]
             schema = definitions[name]
-        parts = [schema, *schema.get("allOf", [])]
-        resolved: list[dict[str, Any]] = []
-        for part in parts:
-            while "$ref" in part:
-                part = definitions[part["$ref"].rsplit("/", 1)[1]]
-            resolved.append(part)
-        problems: list[str] = []
+        resolved = [_resolve(definitions, part) for part in [schema, *schema.get("allOf", [])]]
         if isinstance(body, dict):
-            properties: dict[str, Any] = {}
-            for part in resolved:
-                properties.update(part.get("properties", {}))
-            if not properties:
-                return []  # free-form map (businessOrderInfo, reportOptions)
-            for key, value in body.items():
-                if key in properties:
-                    problems += self._unknown_fields(definitions, properties[key], value, name, f"{path}/{key}")
-                elif (name, key) not in self.EXTRA_FIELDS:
-                    problems.append(f"{path or '<root>'}: {key!r} is not defined by {name}")
-        elif isinstance(body, list):
+            return self._unknown_keys(definitions, resolved, body, name, path)
+        problems: list[str] = []
+        if isinstance(body, list):
             items = next((part["items"] for part in resolved if "items" in part), None)
             if items is not None:
                 for index, value in enumerate(body):
                     problems += self._unknown_fields(definitions, items, value, name, f"{path}/{index}")
         return problems
+
+    def _unknown_keys(
+        self, definitions: dict[str, Any], resolved: list[dict[str, Any]], body: dict[str, Any], name: str, path: str
+    ) -> list[str]:
+        """The keys of an object (and of the objects in it) that its schema's parts do not define."""
+        properties: dict[str, Any] = {}
+        for part in resolved:
+            properties.update(part.get("properties", {}))
+        if not properties:
+            return []  # free-form map (businessOrderInfo, reportOptions)
+        problems: list[str] = []
+        for key, value in body.items():
+            if key in properties:
+                problems += self._unknown_fields(definitions, properties[key], value, name, f"{path}/{key}")
+            elif (name, key) not in self.EXTRA_FIELDS:
+                problems.append(f"{path or '<root>'}: {key!r} is not defined by {name}")
+        return problems
+
+
+def _resolve(definitions: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """A schema part with its $refs followed to the definition they name."""
+    while "$ref" in part:
+        part = definitions[part["$ref"].rsplit("/", 1)[1]]
+    return part

@@ -42,13 +42,7 @@ def yen(money: Json) -> Decimal:
 
 def problems(detail: Json, invoice_dates: dict[str, str]) -> list[str]:
     """Everything wrong with a JP invoice detail, checked independently of the emulator's code."""
-    found: list[str] = []
-    for party in ("invoiceIssuer", "sellerInformation"):
-        number = detail[party]["registrationNumber"]
-        if not (len(number) == 14 and number[0] == "T" and number[1:].isdigit()):
-            found.append(f"registration-format {party}")
-        elif not is_valid_registration_number(number):
-            found.append(f"registration-check-digit {party}")
+    found = _registration_problems(detail)
     total = Decimal(detail["invoiceTotal"])
     if total <= 0:
         found.append("invoice-total not positive")
@@ -57,16 +51,8 @@ def problems(detail: Json, invoice_dates: dict[str, str]) -> list[str]:
         found.append("invoice-total")
     charged: dict[Decimal, Decimal] = defaultdict(Decimal)
     for item in detail["transactionDataItems"]:
-        rate = Decimal(item["taxRate"])
-        price, excl = yen(item["unitTaxInclusivePrice"]), yen(item["unitTaxExclusivePrice"])
-        tax = yen(item["unitTaxAmount"])
-        if excl + tax != price or yen(item["totalAmount"]) != price * item["unit"] + yen(item["discount"]):
-            found.append("item-totals")
-        if sum(a["units"] for a in item["apportionment"]) != item["unit"]:
-            found.append("apportionment units")
-        if [a["lineNumber"] for a in item["apportionment"]] != list(range(1, len(item["apportionment"]) + 1)):
-            found.append("apportionment lineNumber")
-        charged[rate] += yen(item["totalAmount"])
+        found += _item_problems(item)
+        charged[Decimal(item["taxRate"])] += yen(item["totalAmount"])
         for fee in item["fees"]:
             charged[Decimal(fee["tax"]["rate"])] += yen(fee["tax"]["inclusiveTotal"]) + yen(fee["discount"])
     for fee in detail["fees"]:
@@ -74,7 +60,45 @@ def problems(detail: Json, invoice_dates: dict[str, str]) -> list[str]:
         if yen(tax_detail["exclusiveTotal"]) + yen(tax_detail["amount"]) != yen(tax_detail["inclusiveTotal"]):
             found.append("fee tax")
         charged[Decimal(tax_detail["rate"])] += yen(tax_detail["inclusiveTotal"]) + yen(fee["discount"])
-    charged = defaultdict(Decimal, {rate: value for rate, value in charged.items() if value})
+    found += _tax_line_problems(lines, charged)
+    if (
+        detail["invoiceType"] == "CREDIT_MEMO"
+        and invoice_dates.get(detail["associatedInvoiceNumber"]) != (detail["associatedInvoiceDate"])
+    ):
+        found.append("credit memo points nowhere")
+    return found
+
+
+def _registration_problems(detail: Json) -> list[str]:
+    """The issuer's and the seller's registration numbers: T + 13 digits, with the right check digit."""
+    found: list[str] = []
+    for party in ("invoiceIssuer", "sellerInformation"):
+        number = detail[party]["registrationNumber"]
+        if not (len(number) == 14 and number[0] == "T" and number[1:].isdigit()):
+            found.append(f"registration-format {party}")
+        elif not is_valid_registration_number(number):
+            found.append(f"registration-check-digit {party}")
+    return found
+
+
+def _item_problems(item: Json) -> list[str]:
+    """One transaction data item: its unit amounts and total add up, its apportionment covers its units in order."""
+    found: list[str] = []
+    price, excl = yen(item["unitTaxInclusivePrice"]), yen(item["unitTaxExclusivePrice"])
+    tax = yen(item["unitTaxAmount"])
+    if excl + tax != price or yen(item["totalAmount"]) != price * item["unit"] + yen(item["discount"]):
+        found.append("item-totals")
+    if sum(a["units"] for a in item["apportionment"]) != item["unit"]:
+        found.append("apportionment units")
+    if [a["lineNumber"] for a in item["apportionment"]] != list(range(1, len(item["apportionment"]) + 1)):
+        found.append("apportionment lineNumber")
+    return found
+
+
+def _tax_line_problems(lines: dict[Decimal, Json], charged: dict[Decimal, Decimal]) -> list[str]:
+    """The tax lines against what was charged per rate, and each line's own arithmetic and rounding."""
+    found: list[str] = []
+    charged = {rate: value for rate, value in charged.items() if value}
     if set(charged) != set(lines) or any(yen(lines[r]["inclusiveTotal"]) != v for r, v in charged.items()):
         found.append("item-totals vs tax lines")
     for rate, line in lines.items():
@@ -83,11 +107,6 @@ def problems(detail: Json, invoice_dates: dict[str, str]) -> list[str]:
             found.append("tax-line-arithmetic")
         elif amount != (inclusive * rate / (1 + rate)).to_integral_value(rounding="ROUND_DOWN"):
             found.append("tax-line rounding")
-    if (
-        detail["invoiceType"] == "CREDIT_MEMO"
-        and invoice_dates.get(detail["associatedInvoiceNumber"]) != (detail["associatedInvoiceDate"])
-    ):
-        found.append("credit memo points nowhere")
     return found
 
 

@@ -128,23 +128,36 @@ def managed_policies(template: dict[str, Any]) -> list[tuple[str, str, str]]:
     for name, resource in resources_of(template).items():
         kind = resource.get("Type", "")
         props = resource.get("Properties", {})
-        if kind == "AWS::Serverless::Function" and "Role" not in props:
-            found.append((name, kind, "AWSLambdaBasicExecutionRole"))
-            if props.get("Tracing", globals_function.get("Tracing")) == "Active":
-                found.append((name, kind, "AWSXrayWriteOnlyAccess"))
-        if kind == "AWS::Serverless::StateMachine" and "Role" not in props:
-            tracing = props.get("Tracing", {})
-            if isinstance(tracing, dict) and tracing.get("Enabled") is True:
-                found.append((name, kind, "AWSXrayWriteOnlyAccess"))
+        found.extend((name, kind, policy) for policy in _attached_by_sam(kind, props, globals_function))
         if kind in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
-            policies = props.get("Policies", [])
-            for policy in policies if isinstance(policies, list) else [policies]:
-                if isinstance(policy, str):
-                    found.append((name, kind, policy.rsplit("/", 1)[-1]))
-                elif isinstance(policy, dict) and "Statement" not in policy:
-                    found.extend((name, kind, f"SAM policy template {template_name}") for template_name in policy)
+            found.extend((name, kind, policy) for policy in _named_in_policies(props.get("Policies", [])))
         for arn in props.get("ManagedPolicyArns", []) if kind.startswith("AWS::IAM::") else []:
             found.append((name, kind, _text(arn).rsplit("/", 1)[-1]))
+    return found
+
+
+def _attached_by_sam(kind: str, props: dict[str, Any], globals_function: dict[str, Any]) -> list[str]:
+    """The managed policies SAM attaches by itself to the role it generates for a function or state machine."""
+    if "Role" in props:
+        return []
+    if kind == "AWS::Serverless::Function":
+        tracing = props.get("Tracing", globals_function.get("Tracing")) == "Active"
+        return ["AWSLambdaBasicExecutionRole", *(["AWSXrayWriteOnlyAccess"] if tracing else [])]
+    if kind == "AWS::Serverless::StateMachine":
+        tracing = props.get("Tracing", {})
+        if isinstance(tracing, dict) and tracing.get("Enabled") is True:
+            return ["AWSXrayWriteOnlyAccess"]
+    return []
+
+
+def _named_in_policies(policies: Any) -> list[str]:
+    """Managed policy names/ARNs and SAM policy templates in a SAM resource's Policies (one or a list)."""
+    found: list[str] = []
+    for policy in policies if isinstance(policies, list) else [policies]:
+        if isinstance(policy, str):
+            found.append(policy.rsplit("/", 1)[-1])
+        elif isinstance(policy, dict) and "Statement" not in policy:
+            found.extend(f"SAM policy template {template_name}" for template_name in policy)
     return found
 
 
@@ -293,34 +306,39 @@ def stack_key_problems(template: dict[str, Any]) -> list[str]:
     """The secret, the topic, the table, the bucket's default encryption, log groups and the functions'
     environment use the stack's own KMS key, never an AWS managed key or none."""
     keys = _stack_keys(template)
-    problems = []
-
-    def expect(name: str, what: str, value: Any) -> None:
+    problems, key_settings = _encryption_settings(template)
+    for name, what, value in key_settings:
         if _referenced(value) not in keys:
             problems.append(f"{name}: {what} is {_text(value) if value is not None else 'missing'}, not the stack key")
+    return problems
 
+
+def _encryption_settings(template: dict[str, Any]) -> tuple[list[str], list[tuple[str, str, Any]]]:
+    """(problems with the kind of encryption, every (resource, property, value) that must name the stack key)."""
+    problems: list[str] = []
+    settings: list[tuple[str, str, Any]] = []
     for name, r in resources_of(template, "AWS::SecretsManager::Secret").items():
-        expect(name, "KmsKeyId", r["Properties"].get("KmsKeyId"))
+        settings.append((name, "KmsKeyId", r["Properties"].get("KmsKeyId")))
     for name, r in resources_of(template, "AWS::SNS::Topic").items():
-        expect(name, "KmsMasterKeyId", r["Properties"].get("KmsMasterKeyId"))
+        settings.append((name, "KmsMasterKeyId", r["Properties"].get("KmsMasterKeyId")))
     for name, r in resources_of(template, "AWS::DynamoDB::Table").items():
         sse = r["Properties"].get("SSESpecification", {})
         if sse.get("SSEEnabled") is not True or sse.get("SSEType", "KMS") != "KMS":
             problems.append(f"{name}: SSESpecification is not SSE-KMS")
-        expect(name, "SSESpecification.KMSMasterKeyId", sse.get("KMSMasterKeyId"))
+        settings.append((name, "SSESpecification.KMSMasterKeyId", sse.get("KMSMasterKeyId")))
     for name, r in resources_of(template, "AWS::Logs::LogGroup").items():
-        expect(name, "KmsKeyId", r.get("Properties", {}).get("KmsKeyId"))
+        settings.append((name, "KmsKeyId", r.get("Properties", {}).get("KmsKeyId")))
     for name, r in resources_of(template, "AWS::S3::Bucket").items():
         rules = r["Properties"].get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
-        defaults = [rule.get("ServerSideEncryptionByDefault", {}) for rule in rules] or [{}]
-        for default in defaults:
+        for default in [rule.get("ServerSideEncryptionByDefault", {}) for rule in rules] or [{}]:
             if default.get("SSEAlgorithm") != "aws:kms":
                 problems.append(f"{name}: default encryption is not aws:kms")
-            expect(name, "KMSMasterKeyID", default.get("KMSMasterKeyID"))
+            settings.append((name, "KMSMasterKeyID", default.get("KMSMasterKeyID")))
     globals_function = template.get("Globals", {}).get("Function", {})
     for name, r in resources_of(template, "AWS::Serverless::Function", "AWS::Lambda::Function").items():
-        expect(name, "KmsKeyArn", r.get("Properties", {}).get("KmsKeyArn", globals_function.get("KmsKeyArn")))
-    return problems
+        key = r.get("Properties", {}).get("KmsKeyArn", globals_function.get("KmsKeyArn"))
+        settings.append((name, "KmsKeyArn", key))
+    return problems, settings
 
 
 def bucket_policy_problems(template: dict[str, Any]) -> list[str]:
@@ -420,22 +438,29 @@ def state_machine_secret_problems(documents: dict[str, Any], template: dict[str,
     problems = []
     for source, document in documents.items():
         for where, key, value in _walk_asl(document, ""):
-            if key == "Resource" and isinstance(value, str) and SECRET_READING_TASK.match(value):
-                problems.append(f"{source}{where}: task {value} would put secret material into the state data")
-            if SECRET_ASL_WORD.search(key.removesuffix(".$")):
-                problems.append(f"{source}{where}: field {key!r} names secret material")
-            if isinstance(value, str) and (key.endswith(".$") or value.startswith("$")):
-                for step in re.findall(r"[A-Za-z_][\w-]*", value):
-                    if SECRET_ASL_WORD.search(step):
-                        problems.append(f"{source}{where}: path {value!r} reads secret material ({step})")
-                        break
-            if isinstance(value, str) and (SECRET_VALUE.search(value) or SECRET_DYNAMIC_REFERENCE.search(value)):
-                problems.append(f"{source}{where}: literal secret material")
+            problems.extend(f"{source}{where}: {problem}" for problem in _asl_field_problems(key, value))
     for name, r in resources_of(template, "AWS::Serverless::StateMachine").items():
         for var, value in r.get("Properties", {}).get("DefinitionSubstitutions", {}).items():
             text = json.dumps(value, default=str)
             if SECRET_DYNAMIC_REFERENCE.search(text) or SECRET_VALUE.search(text):
                 problems.append(f"{name}: DefinitionSubstitutions.{var} puts a secret value into the definition")
+    return problems
+
+
+def _asl_field_problems(key: str, value: Any) -> list[str]:
+    """What one field of a state machine definition gives away: a secret-reading task, a name or a path naming
+    secret material, a literal secret."""
+    problems = []
+    if key == "Resource" and isinstance(value, str) and SECRET_READING_TASK.match(value):
+        problems.append(f"task {value} would put secret material into the state data")
+    if SECRET_ASL_WORD.search(key.removesuffix(".$")):
+        problems.append(f"field {key!r} names secret material")
+    if isinstance(value, str) and (key.endswith(".$") or value.startswith("$")):
+        step = next((step for step in re.findall(r"[A-Za-z_][\w-]*", value) if SECRET_ASL_WORD.search(step)), None)
+        if step is not None:
+            problems.append(f"path {value!r} reads secret material ({step})")
+    if isinstance(value, str) and (SECRET_VALUE.search(value) or SECRET_DYNAMIC_REFERENCE.search(value)):
+        problems.append("literal secret material")
     return problems
 
 

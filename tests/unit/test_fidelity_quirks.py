@@ -1,5 +1,5 @@
 """FIELD-NOTES quirks not covered elsewhere: one report per invoice (reportOptions without documentType), and
-429s with Amazon's rate-limit header but no Retry-After. The README's "Fidelity" table maps every quirk to its test.
+429s with Amazon's rate-limit header but no Retry-After. docs/fidelity.md's table maps every quirk to its test.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Test doubles for the unit tests: an in-process HTTP adapter, a stub token source, a sleep recorder, S3 as AWS
-answers a role without s3:ListBucket."""
+"""Test doubles for the unit tests (and the integration tier): an in-process HTTP adapter, a stub token source,
+a sleep recorder, S3 as AWS answers a role without s3:ListBucket."""
 
 from __future__ import annotations
 
