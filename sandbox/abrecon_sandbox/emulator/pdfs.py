@@ -64,11 +64,17 @@ def _header_and_parties(pdf: FPDF, header: Sequence[str], bill_to: Iterable[str]
     pdf.set_xy(pdf.l_margin, max(bottom, pdf.get_y()) + 6)
 
 
-def _original_invoice(doc: Document) -> list[str]:
-    """The header line naming the invoice a credit memo refunds, if it has one."""
+def _document_lines(doc: Document, word: str) -> list[str]:
+    """The header lines every document has: its number and date, its order and shipment, the invoice it refunds."""
+    lines = [
+        f"{word} number: {doc.number}",
+        f"{word} date: {doc.date:%Y-%m-%d}",
+        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
+        f"Shipment ID: {doc.shipment_id}",
+    ]
     if doc.associated_invoice_number and doc.associated_invoice_date:
-        return [f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}"]
-    return []
+        lines.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
+    return lines
 
 
 def _shorten(title: str, limit: int) -> str:
@@ -101,13 +107,7 @@ def render_document(doc: Document, profile: RegionProfile) -> bytes:
     pdf.set_font("Helvetica", "B", 20)
     pdf.cell(0, 10, "Invoice" if is_invoice else "Credit Memo", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=10)
-    header = [
-        f"{'Invoice' if is_invoice else 'Credit memo'} number: {doc.number}",
-        f"{'Invoice' if is_invoice else 'Credit memo'} date: {doc.date:%Y-%m-%d}",
-        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
-        f"Shipment ID: {doc.shipment_id}",
-        *_original_invoice(doc),
-    ]
+    header = _document_lines(doc, "Invoice" if is_invoice else "Credit memo")
     _header_and_parties(pdf, header, doc.bill_to.lines(), (profile.seller_name, *profile.seller_address))
 
     widths = (26, 92, 14, 28, 30)
@@ -146,7 +146,6 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     """A JP qualified invoice (or return invoice): issuer and registration numbers, totals per tax rate."""
     is_invoice = doc.kind == STANDARD
     title = "Invoice (Qualified Invoice)" if is_invoice else "Credit Memo (Qualified Return Invoice)"
-    word = "Invoice" if is_invoice else "Credit memo"
     pdf = _new_page("A4", f"{title} {doc.number}", jp.issuer.romaji)
 
     pdf.set_font("Helvetica", "B", 18)
@@ -154,11 +153,7 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     pdf.set_font("Helvetica", size=10)
     header = [
         f"Issued by {jp.issuer.romaji}, registration number {jp.issuer.registration_number}",
-        f"{word} number: {doc.number}",
-        f"{word} date: {doc.date:%Y-%m-%d}",
-        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
-        f"Shipment ID: {doc.shipment_id}",
-        *_original_invoice(doc),
+        *_document_lines(doc, "Invoice" if is_invoice else "Credit memo"),
     ]
     if jp.consolidated_pending:
         header.append("Consolidated invoice: Pending")
