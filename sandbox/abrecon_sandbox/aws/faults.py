@@ -217,6 +217,17 @@ LAMBDA_USER_AGENT = "exec-env/AWS_Lambda"
 SECRETS_OUTAGE_REQUESTS = 6  # botocore tries GetSecretValue 5 times: the product itself sees the first failure
 
 
+def _function_object_request(service: str, environ: dict[str, Any]) -> bool:
+    """Whether the request is a Lambda function's S3 read or write of an object (KMS throttling's reach)."""
+    if service != "s3" or environ.get("REQUEST_METHOD") not in ("GET", "PUT", "HEAD"):
+        return False
+    if LAMBDA_USER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+        # The functions' reads and writes only: moto's ASL interpreter reads the Map's item list with the
+        # SDK's retries switched off (max_attempts 0), which the Step Functions service does not.
+        return False
+    return bool(unquote(environ.get("PATH_INFO", "")).strip("/").count("/"))  # a bucket's listings touch no key
+
+
 class ServiceFaults:
     """DynamoDB, KMS (as S3 meets it) and Secrets Manager errors of one profile; thread-safe, seeded per request.
 
@@ -248,24 +259,7 @@ class ServiceFaults:
         """(the error to send, whether to apply the request first), or None to pass it on untouched."""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if self.profile == "kms-throttling":
-            if service == "kms":
-                return (_KMS_THROTTLE, False) if self._decide(f"kms.{target}") else None
-            if service != "s3" or environ.get("REQUEST_METHOD") not in ("GET", "PUT", "HEAD"):
-                return None
-            if LAMBDA_USER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
-                # The functions' reads and writes only: moto's ASL interpreter reads the Map's item list with the
-                # SDK's retries switched off (max_attempts 0), which the Step Functions service does not.
-                return None
-            if not unquote(environ.get("PATH_INFO", "")).strip("/").count("/"):
-                return None  # bucket-level requests (listings) touch no key
-            if self._decide(f"s3.{environ.get('REQUEST_METHOD')}") is None:
-                return None
-            if environ.get("REQUEST_METHOD") == "HEAD":
-                return ("503 Slow Down", [("Content-Length", "0")], b""), False
-            error = _s3_error(
-                "503 Slow Down", "SlowDown", "Please reduce your request rate for operations involving AWS KMS."
-            )
-            return error, False
+            return self._kms_answer(service, environ, target)
         if self.profile == "secretsmanager-5xx":
             if target != "secretsmanager.GetSecretValue" or (decided := self._decide(target)) is None:
                 return None
@@ -276,6 +270,21 @@ class ServiceFaults:
         if self.profile == "dynamodb-throttling":
             return _DYNAMODB_THROTTLES[int(kind * 2)], False
         return _DYNAMODB_5XX[int(kind * 4) % 2], kind >= 0.5
+
+    def _kms_answer(self, service: str, environ: dict[str, Any], target: str) -> tuple[_Answer, bool] | None:
+        """KMS throttling: KMS's own answer, or S3's when a function reads or writes an object under SSE-KMS."""
+        if service == "kms":
+            return (_KMS_THROTTLE, False) if self._decide(f"kms.{target}") else None
+        if not _function_object_request(service, environ):
+            return None
+        if self._decide(f"s3.{environ.get('REQUEST_METHOD')}") is None:
+            return None
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return ("503 Slow Down", [("Content-Length", "0")], b""), False
+        error = _s3_error(
+            "503 Slow Down", "SlowDown", "Please reduce your request rate for operations involving AWS KMS."
+        )
+        return error, False
 
     def serve(
         self,

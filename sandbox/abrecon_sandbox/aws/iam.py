@@ -233,48 +233,60 @@ def _principal_match(statement: Mapping[str, Any], principal: Principal) -> str 
     return None  # a Service principal: the AWS service itself, never one of the sandbox's callers
 
 
+def _applicable(
+    policy: NamedPolicy, call: Call, principal: Principal | None = None
+) -> Iterator[tuple[dict[str, Any], str, str]]:
+    """(statement, how it names the principal, its label) for each statement of policy that applies to call. An
+    identity policy's statements apply to their role ('identity'); a resource policy's (principal given) only where
+    their Principal names the caller ('direct' or 'account', as _principal_match says)."""
+    for statement in policy.statements():
+        how = "identity" if principal is None else _principal_match(statement, principal)
+        if how is None or not _action_and_resource_match(statement, call):
+            continue
+        if not conditions_hold(statement.get("Condition", {}), call.context):
+            continue
+        yield statement, how, f"{policy.name}" + (f" ({statement['Sid']})" if "Sid" in statement else "")
+
+
+def _no_identity_allow(call: Call) -> Decision:
+    return Decision(False, "identity policies", f"because no identity-based policy allows the {call.action} action")
+
+
 def decide(principal: Principal, call: Call, resource_policy: NamedPolicy | None, *, key_policy: bool) -> Decision:
     """AWS's evaluation for one account: explicit Deny wins; identity OR resource policy allows (for a KMS key:
     the key policy must allow, directly or by delegating to IAM through the account root)."""
     identity_allow: str | None = None
     for policy in principal.policies:
-        for statement in policy.statements():
-            if not _action_and_resource_match(statement, call):
-                continue
-            if not conditions_hold(statement.get("Condition", {}), call.context):
-                continue
-            label = f"{policy.name}" + (f" ({statement['Sid']})" if "Sid" in statement else "")
+        for statement, _, label in _applicable(policy, call):
             if statement.get("Effect") == "Deny":
                 return Decision(False, label, "with an explicit deny in an identity-based policy")
             identity_allow = identity_allow or label
-    direct: str | None = None
-    delegated: str | None = None
+    resource_allows: dict[str, str] = {}  # 'direct' / 'account' -> the first statement allowing so
     if resource_policy is not None:
-        for statement in resource_policy.statements():
-            match = _principal_match(statement, principal)
-            if match is None or not _action_and_resource_match(statement, call):
-                continue
-            if not conditions_hold(statement.get("Condition", {}), call.context):
-                continue
-            label = f"{resource_policy.name}" + (f" ({statement['Sid']})" if "Sid" in statement else "")
+        for statement, how, label in _applicable(resource_policy, call, principal):
             if statement.get("Effect") == "Deny":
                 return Decision(False, label, "with an explicit deny in a resource-based policy")
-            if match == "direct":
-                direct = direct or label
-            else:
-                delegated = delegated or label
+            resource_allows.setdefault(how, label)
+    direct = resource_allows.get("direct")
     if key_policy:
-        if direct:
-            return Decision(True, direct, "the key policy allows it")
-        if delegated and identity_allow:
-            return Decision(True, identity_allow, f"{delegated} delegates to IAM, which allows it")
-        if not delegated:
-            name = resource_policy.name if resource_policy else "the key policy"
-            return Decision(False, name, f"because no resource-based policy allows the {call.action} action")
-        return Decision(False, "identity policies", f"because no identity-based policy allows the {call.action} action")
+        return _key_policy_decision(call, resource_policy, identity_allow, direct, resource_allows.get("account"))
     if identity_allow or direct:
         return Decision(True, identity_allow or direct or "", "allowed")
-    return Decision(False, "identity policies", f"because no identity-based policy allows the {call.action} action")
+    return _no_identity_allow(call)
+
+
+def _key_policy_decision(
+    call: Call, key_policy: NamedPolicy | None, identity_allow: str | None, direct: str | None, delegated: str | None
+) -> Decision:
+    """KMS's rule: the key policy must allow, naming the role, or delegate to IAM, whose policies then must allow."""
+    if direct:
+        return Decision(True, direct, "the key policy allows it")
+    if delegated and identity_allow:
+        return Decision(True, identity_allow, f"{delegated} delegates to IAM, which allows it")
+    if not delegated:
+        name = key_policy.name if key_policy else "the key policy"
+        return Decision(False, name, f"because no resource-based policy allows the {call.action} action")
+    return _no_identity_allow(call)
 
 
 # --- the stack's policies ------------------------------------------------------------------------------------
@@ -591,73 +603,99 @@ def _s3_object_exists(bucket: str, key: str) -> tuple[bool, str | None]:
     return True, getattr(obj, "kms_key_id", None) if getattr(obj, "encryption", None) == "aws:kms" else None
 
 
+def _kms_check(
+    action: str, key_arn: str, service: str, context: dict[str, str], principal: Principal | None = None
+) -> Check:
+    """The KMS call service makes on the caller's behalf (or principal's: Lambda decrypts with the function's role)."""
+    kms_context = {**context, "kms:viaservice": f"{service}.{REGION}.amazonaws.com"}
+    return Check(Call(action, key_arn, kms_context), principal, via_kms=True)
+
+
+# The query parameters of ListObjects(V2): a GET or HEAD of a bucket with no others is a listing.
+_LIST_QUERY = {
+    "list-type", "prefix", "continuation-token", "max-keys", "delimiter", "start-after", "encoding-type", "fetch-owner"
+}  # fmt: skip
+_OBJECT_QUERY = {"versionId", "x-id", "partNumber", "uploads", "uploadId"}
+
+
 def _s3_checks(enforcer: Enforcer, request: Request, context: dict[str, str]) -> list[Check]:
     match = S3_OBJECT_PATH.match(request.path)
     if not match:
         return []
     bucket, key = match["bucket"], unquote(match["key"] or "")
-    bucket_arn = f"arn:aws:s3:::{bucket}"
-    query = request.query
     if not key:
-        if request.method in ("GET", "HEAD") and not (
-            set(query)
-            - {
-                "list-type",
-                "prefix",
-                "continuation-token",
-                "max-keys",
-                "delimiter",
-                "start-after",
-                "encoding-type",
-                "fetch-owner",
-            }
-        ):
-            return [Check(Call("s3:ListBucket", bucket_arn, context))]
-        if request.method == "GET" and "versions" in query:
-            return [Check(Call("s3:ListBucketVersions", bucket_arn, context))]
-        if request.method == "GET" and "location" in query:
-            return [Check(Call("s3:GetBucketLocation", bucket_arn, context))]
-        return [Check(Call("s3:UnknownBucketOperation", bucket_arn, context))]
-    object_arn = f"{bucket_arn}/{key}"
-    if set(query) - {"versionId", "x-id", "partNumber", "uploads", "uploadId"}:
+        return [Check(Call(_s3_bucket_action(request), f"arn:aws:s3:::{bucket}", context))]
+    object_arn = f"arn:aws:s3:::{bucket}/{key}"
+    if set(request.query) - _OBJECT_QUERY:
         return [Check(Call("s3:UnknownObjectOperation", object_arn, context))]
     if request.method in ("GET", "HEAD"):
-        checks = [
-            Check(Call("s3:GetObject" if "versionId" not in query else "s3:GetObjectVersion", object_arn, context))
-        ]
-        exists, object_key = _s3_object_exists(bucket, key)
-        if not exists:
-            checks.append(Check(Call("s3:ListBucket", bucket_arn, context), missing_object=True))
-        elif object_key and request.method == "GET":  # HeadObject reads metadata only: no KMS call
-            key_arn = enforcer.keys.get(object_key, object_key)
-            checks.append(
-                Check(
-                    Call("kms:Decrypt", key_arn, {**context, "kms:viaservice": f"s3.{REGION}.amazonaws.com"}),
-                    via_kms=True,
-                )
-            )
-        return checks
+        return _s3_read_checks(enforcer, request, bucket, key, context)
     if request.method in ("PUT", "POST"):
-        headers = request.headers
-        put_context = dict(context)
-        encryption = headers.get("x-amz-server-side-encryption")
-        key_id = headers.get("x-amz-server-side-encryption-aws-kms-key-id")
-        if encryption:
-            put_context["s3:x-amz-server-side-encryption"] = encryption
-        if key_id:
-            put_context["s3:x-amz-server-side-encryption-aws-kms-key-id"] = key_id
-        checks = [Check(Call("s3:PutObject", object_arn, put_context))]
-        if "uploadId" in query and request.method == "POST":
-            return checks  # CompleteMultipartUpload: the data key was made by CreateMultipartUpload
-        default_key = enforcer.encrypted_by.get(bucket_arn)
-        if encryption == "aws:kms" or (encryption is None and default_key):
-            key_arn = enforcer.keys.get(key_id or default_key or "", key_id or default_key or "*")
-            kms_context = {**context, "kms:viaservice": f"s3.{REGION}.amazonaws.com"}
-            checks.append(Check(Call("kms:GenerateDataKey", key_arn, kms_context), via_kms=True))
-        return checks
+        return _s3_write_checks(enforcer, request, bucket, key, context)
     if request.method == "DELETE":
         return [Check(Call("s3:DeleteObject", object_arn, context))]
     return [Check(Call("s3:UnknownObjectOperation", object_arn, context))]
+
+
+def _s3_bucket_action(request: Request) -> str:
+    if request.method in ("GET", "HEAD") and not set(request.query) - _LIST_QUERY:
+        return "s3:ListBucket"
+    if request.method == "GET" and "versions" in request.query:
+        return "s3:ListBucketVersions"
+    if request.method == "GET" and "location" in request.query:
+        return "s3:GetBucketLocation"
+    return "s3:UnknownBucketOperation"
+
+
+def _s3_read_checks(
+    enforcer: Enforcer, request: Request, bucket: str, key: str, context: dict[str, str]
+) -> list[Check]:
+    """GetObject or HeadObject: s3:ListBucket too when the object is missing, kms:Decrypt to read one under SSE-KMS."""
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    action = "s3:GetObject" if "versionId" not in request.query else "s3:GetObjectVersion"
+    checks = [Check(Call(action, f"{bucket_arn}/{key}", context))]
+    exists, object_key = _s3_object_exists(bucket, key)
+    if not exists:
+        checks.append(Check(Call("s3:ListBucket", bucket_arn, context), missing_object=True))
+    elif object_key and request.method == "GET":  # HeadObject reads metadata only: no KMS call
+        checks.append(_kms_check("kms:Decrypt", enforcer.keys.get(object_key, object_key), "s3", context))
+    return checks
+
+
+def _s3_write_checks(
+    enforcer: Enforcer, request: Request, bucket: str, key: str, context: dict[str, str]
+) -> list[Check]:
+    """PutObject and the multipart calls: kms:GenerateDataKey too when the object is written under SSE-KMS."""
+    bucket_arn = f"arn:aws:s3:::{bucket}"
+    put_context = dict(context)
+    encryption = request.headers.get("x-amz-server-side-encryption")
+    key_id = request.headers.get("x-amz-server-side-encryption-aws-kms-key-id")
+    if encryption:
+        put_context["s3:x-amz-server-side-encryption"] = encryption
+    if key_id:
+        put_context["s3:x-amz-server-side-encryption-aws-kms-key-id"] = key_id
+    checks = [Check(Call("s3:PutObject", f"{bucket_arn}/{key}", put_context))]
+    if "uploadId" in request.query and request.method == "POST":
+        return checks  # CompleteMultipartUpload: the data key was made by CreateMultipartUpload
+    default_key = enforcer.encrypted_by.get(bucket_arn)
+    if encryption == "aws:kms" or (encryption is None and default_key):
+        key_arn = enforcer.keys.get(key_id or default_key or "", key_id or default_key or "*")
+        checks.append(_kms_check("kms:GenerateDataKey", key_arn, "s3", context))
+    return checks
+
+
+def _lambda_checks(enforcer: Enforcer, request: Request, context: dict[str, str]) -> list[Check]:
+    """Invoke, and kms:Decrypt by the function's role when its environment is under a customer key."""
+    match = INVOKE_PATH.match(request.path)
+    if not match or request.method != "POST":
+        return [Check(Call("lambda:UnknownOperation", "*", context))]
+    name = unquote(match["name"])
+    arn = enforcer.functions.get(name, name.split(":$")[0])
+    checks = [Check(Call("lambda:InvokeFunction", arn, context))]
+    role = enforcer.function_roles.get(arn)
+    if role and arn in enforcer.encrypted_by:
+        checks.append(_kms_check("kms:Decrypt", enforcer.encrypted_by[arn], "lambda", context, role))
+    return checks
 
 
 def _dynamodb_checks(enforcer: Enforcer, action: str, body: dict[str, Any], context: dict[str, str]) -> list[Check]:
@@ -684,66 +722,74 @@ def _dynamodb_checks(enforcer: Enforcer, action: str, body: dict[str, Any], cont
     for call in calls:
         table = call.resource.split("/index/")[0]
         if table in enforcer.encrypted_by and action != "DescribeTable":
-            kms_context = {**context, "kms:viaservice": f"dynamodb.{REGION}.amazonaws.com"}
-            checks.append(Check(Call("kms:Decrypt", enforcer.encrypted_by[table], kms_context), via_kms=True))
+            checks.append(_kms_check("kms:Decrypt", enforcer.encrypted_by[table], "dynamodb", context))
             break
     return checks
+
+
+def _secretsmanager_checks(
+    enforcer: Enforcer, action: str, body: dict[str, Any], context: dict[str, str]
+) -> list[Check]:
+    secret = str(body.get("SecretId", "*"))
+    arn = secret if secret.startswith("arn:") else enforcer.secrets.get(secret, secret)
+    checks = [Check(Call(f"secretsmanager:{action}", arn, context))]
+    if action == "GetSecretValue" and arn in enforcer.encrypted_by:
+        checks.append(_kms_check("kms:Decrypt", enforcer.encrypted_by[arn], "secretsmanager", context))
+    return checks
+
+
+def _kms_checks(enforcer: Enforcer, action: str, body: dict[str, Any], context: dict[str, str]) -> list[Check]:
+    key = str(body.get("KeyId", "*"))
+    return [Check(Call(f"kms:{action}", enforcer.keys.get(key, key), context))]
+
+
+def _states_checks(enforcer: Enforcer, action: str, body: dict[str, Any], context: dict[str, str]) -> list[Check]:
+    resource = body.get("stateMachineArn") or body.get("executionArn") or body.get("mapRunArn") or "*"
+    return [Check(Call(f"states:{action}", str(resource), context))]
+
+
+def _sns_checks(enforcer: Enforcer, action: str, form: dict[str, Any], context: dict[str, str]) -> list[Check]:
+    topic = str(form.get("TopicArn") or form.get("TargetArn") or "*")
+    checks = [Check(Call(f"sns:{action}", topic, context))]
+    if action == "Publish" and topic in enforcer.encrypted_by:
+        key_arn = enforcer.encrypted_by[topic]
+        checks += [_kms_check(a, key_arn, "sns", context) for a in ("kms:GenerateDataKey", "kms:Decrypt")]
+    return checks
+
+
+# How each service's requests name their action and resource: by path (S3, Lambda), by a JSON body and an
+# X-Amz-Target header, or by a form (the query protocol). A service not listed is checked on its action alone.
+_PathChecks = Callable[[Enforcer, Request, dict[str, str]], list[Check]]
+_BodyChecks = Callable[[Enforcer, str, dict[str, Any], dict[str, str]], list[Check]]
+_PATH_CHECKS: dict[str, _PathChecks] = {"s3": _s3_checks, "lambda": _lambda_checks}
+_JSON_CHECKS: dict[str, _BodyChecks] = {
+    "dynamodb": _dynamodb_checks,
+    "secretsmanager": _secretsmanager_checks,
+    "kms": _kms_checks,
+    "states": _states_checks,
+}
+_FORM_CHECKS: dict[str, _BodyChecks] = {"sns": _sns_checks}
 
 
 def request_checks(enforcer: Enforcer, request: Request) -> list[Check]:
     """The calls one request needs authorized, in the order AWS would refuse them."""
     context = {"aws:securetransport": "true" if request.secure else "false", "aws:principalaccount": ACCOUNT_ID}
     service = request.service
-    if service == "s3":
-        return _s3_checks(enforcer, request, context)
-    if service == "lambda":
-        match = INVOKE_PATH.match(request.path)
-        if match and request.method == "POST":
-            name = unquote(match["name"])
-            arn = enforcer.functions.get(name, name.split(":$")[0])
-            checks = [Check(Call("lambda:InvokeFunction", arn, context))]
-            role = enforcer.function_roles.get(arn)
-            if role and arn in enforcer.encrypted_by:
-                kms_context = {**context, "kms:viaservice": f"lambda.{REGION}.amazonaws.com"}
-                checks.append(Check(Call("kms:Decrypt", enforcer.encrypted_by[arn], kms_context), role, via_kms=True))
-            return checks
-        return [Check(Call("lambda:UnknownOperation", "*", context))]
-    prefix = IAM_PREFIX.get(service, service)
+    if service in _PATH_CHECKS:
+        return _PATH_CHECKS[service](enforcer, request, context)
     target = request.headers.get("x-amz-target", "")
-    if target:
+    if target:  # the JSON protocol: the action in X-Amz-Target, its parameters in the body
         action = target.rsplit(".", 1)[-1]
-        body: dict[str, Any] = json.loads(request.body or b"{}")
-        if service == "dynamodb":
-            return _dynamodb_checks(enforcer, action, body, context)
-        if service == "secretsmanager":
-            secret = str(body.get("SecretId", "*"))
-            arn = secret if secret.startswith("arn:") else enforcer.secrets.get(secret, secret)
-            checks = [Check(Call(f"secretsmanager:{action}", arn, context))]
-            if action == "GetSecretValue" and arn in enforcer.encrypted_by:
-                kms_context = {**context, "kms:viaservice": f"secretsmanager.{REGION}.amazonaws.com"}
-                checks.append(Check(Call("kms:Decrypt", enforcer.encrypted_by[arn], kms_context), via_kms=True))
-            return checks
-        if service == "kms":
-            key = str(body.get("KeyId", "*"))
-            return [Check(Call(f"kms:{action}", enforcer.keys.get(key, key), context))]
-        if service == "states":
-            resource = body.get("stateMachineArn") or body.get("executionArn") or body.get("mapRunArn") or "*"
-            return [Check(Call(f"states:{action}", str(resource), context))]
-        return [Check(Call(f"{prefix}:{action}", "*", context))]
-    form = {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()} if request.body else {}
-    form.update({k: v[0] for k, v in request.query.items()})
-    action = form.get("Action", "UnknownOperation")
-    if service == "sns":
-        topic = form.get("TopicArn") or form.get("TargetArn") or "*"
-        checks = [Check(Call(f"sns:{action}", topic, context))]
-        if action == "Publish" and topic in enforcer.encrypted_by:
-            key_arn = enforcer.encrypted_by[topic]
-            kms_context = {**context, "kms:viaservice": f"sns.{REGION}.amazonaws.com"}
-            checks += [
-                Check(Call(a, key_arn, kms_context), via_kms=True) for a in ("kms:GenerateDataKey", "kms:Decrypt")
-            ]
-        return checks
-    return [Check(Call(f"{prefix}:{action}", "*", context))]
+        params: dict[str, Any] = json.loads(request.body or b"{}")
+        checks = _JSON_CHECKS
+    else:  # the query protocol: the action and its parameters in the form body and the query string
+        params = {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()} if request.body else {}
+        params.update({k: v[0] for k, v in request.query.items()})
+        action = params.get("Action", "UnknownOperation")
+        checks = _FORM_CHECKS
+    if service in checks:
+        return checks[service](enforcer, action, params, context)
+    return [Check(Call(f"{IAM_PREFIX.get(service, service)}:{action}", "*", context))]
 
 
 # --- answers --------------------------------------------------------------------------------------------------

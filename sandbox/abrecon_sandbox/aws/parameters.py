@@ -53,41 +53,54 @@ def _check_one(name: str, spec: dict[str, Any], value: str) -> list[Violation]:
     kind = spec.get("Type", "String")
     if kind not in CHECKED_TYPES:
         raise TemplateError(f"parameter {name}: the sandbox does not check parameters of type {kind}")
+    broken = _allowed_values(spec, value)
+    broken += _string_rules(name, spec, value) if kind == "String" else _number_rules(spec, value)
+    # CloudFormation words a refusal with the ConstraintDescription when there is one.
     explanation = spec.get("ConstraintDescription")
-    found: list[Violation] = []
+    return [
+        Violation(name, rule, value, f"Parameter '{name}' ({rule} {limit!s}) refuses {value!r}: {explanation or what}")
+        for rule, limit, what in broken
+    ]
 
-    def refuse(rule: str, limit: Any, what: str) -> None:
-        # CloudFormation words a refusal with the ConstraintDescription when there is one.
-        reason = explanation or what
-        found.append(Violation(name, rule, value, f"Parameter '{name}' ({rule} {limit!s}) refuses {value!r}: {reason}"))
 
+# A rule a value breaks: (the rule, its limit, what the value must be).
+_Broken = tuple[str, Any, str]
+
+
+def _allowed_values(spec: dict[str, Any], value: str) -> list[_Broken]:
     allowed = spec.get("AllowedValues")
     if allowed is not None and value not in [str(a) for a in allowed]:
-        refuse("AllowedValues", list(map(str, allowed)), f"must be one of {[str(a) for a in allowed]}")
-    if kind == "String":
-        pattern = spec.get("AllowedPattern")
-        if pattern is not None:
-            try:
-                matches = re.fullmatch(pattern, value) is not None
-            except re.error as exc:
-                raise TemplateError(f"parameter {name}: AllowedPattern {pattern!r} does not compile") from exc
-            if not matches:
-                refuse("AllowedPattern", pattern, f"must match pattern {pattern}")
-        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
-            refuse("MinLength", spec["MinLength"], f"must contain at least {spec['MinLength']} characters")
-        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
-            refuse("MaxLength", spec["MaxLength"], f"must contain at most {spec['MaxLength']} characters")
-        return found
+        return [("AllowedValues", list(map(str, allowed)), f"must be one of {[str(a) for a in allowed]}")]
+    return []
+
+
+def _string_rules(name: str, spec: dict[str, Any], value: str) -> list[_Broken]:
+    broken: list[_Broken] = []
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None:
+        try:
+            matches = re.fullmatch(pattern, value) is not None
+        except re.error as exc:
+            raise TemplateError(f"parameter {name}: AllowedPattern {pattern!r} does not compile") from exc
+        if not matches:
+            broken.append(("AllowedPattern", pattern, f"must match pattern {pattern}"))
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        broken.append(("MinLength", spec["MinLength"], f"must contain at least {spec['MinLength']} characters"))
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        broken.append(("MaxLength", spec["MaxLength"], f"must contain at most {spec['MaxLength']} characters"))
+    return broken
+
+
+def _number_rules(spec: dict[str, Any], value: str) -> list[_Broken]:
     try:
         number = Decimal(value)
     except InvalidOperation:
-        refuse("Type", "Number", "must be a number")
-        return found
+        return [("Type", "Number", "must be a number")]
     if not number.is_finite():
-        refuse("Type", "Number", "must be a number")
-        return found
+        return [("Type", "Number", "must be a number")]
+    broken: list[_Broken] = []
     if "MinValue" in spec and number < Decimal(str(spec["MinValue"])):
-        refuse("MinValue", spec["MinValue"], f"must be a number not less than {spec['MinValue']}")
+        broken.append(("MinValue", spec["MinValue"], f"must be a number not less than {spec['MinValue']}"))
     if "MaxValue" in spec and number > Decimal(str(spec["MaxValue"])):
-        refuse("MaxValue", spec["MaxValue"], f"must be a number not greater than {spec['MaxValue']}")
-    return found
+        broken.append(("MaxValue", spec["MaxValue"], f"must be a number not greater than {spec['MaxValue']}"))
+    return broken

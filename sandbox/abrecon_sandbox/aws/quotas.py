@@ -117,35 +117,8 @@ class StepFunctionsQuotas:
 
         def map_run(component: DistributedIterationComponent, env: Any, eval_input: Any) -> None:
             original["map_run"](component, env, eval_input)
-            record = eval_input.map_run_record
-            failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
-            tolerated = record.tolerated_failure_count or 0
-            percentage = record.tolerated_failure_percentage or 0
-            total = max(1, record.item_counter.total.get())
-            if failed > tolerated and failed * 100 / total > percentage:
-                raise FailureEventException(
-                    FailureEvent(
-                        env=env,
-                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
-                        event_type=HistoryEventType.MapRunFailed,
-                        event_details=EventDetails(  # type: ignore[typeddict-item]
-                            executionFailedEventDetails=ExecutionFailedEventDetails(
-                                error=StatesErrorNameType.StatesExceedToleratedFailureThreshold.to_name(),
-                                cause=f"{failed} of {total} child executions failed; none is tolerated",
-                            )
-                        ),
-                    )
-                )
-            state = getattr(quotas._current_map, "state", None)
-            if state is None or state.result_writer is not None:
-                return  # with a ResultWriter the results go to S3; the state's result is their location
-            size = map_result_bytes(env.stack[-1])
-            quotas._meter.note_payload(size)
-            with quotas._lock:
-                quotas.max_map_result_bytes = max(quotas.max_map_result_bytes, size)
-            if size > PAYLOAD_QUOTA_BYTES:
-                quotas._record({"kind": "mapResult", "state": state.name, "bytes": size})
-                raise _data_limit(env, f"the aggregated result of Map state '{state.name}' is {size} bytes")
+            _fail_untolerated(env, eval_input.map_run_record)
+            quotas._check_map_result(env)
 
         def error_equals(decl: ErrorEqualsDecl, env: Any) -> None:
             error_name = env.stack[-1]
@@ -160,6 +133,19 @@ class StepFunctionsQuotas:
         DistributedIterationComponent._map_run = map_run  # type: ignore[method-assign,assignment]
         ErrorEqualsDecl._eval_body = error_equals  # type: ignore[method-assign,assignment]
 
+    def _check_map_result(self, env: Any) -> None:
+        """The aggregated result of the Map state running now, against the payload quota (noted for the meter)."""
+        state = getattr(self._current_map, "state", None)
+        if state is None or state.result_writer is not None:
+            return  # with a ResultWriter the results go to S3; the state's result is their location
+        size = map_result_bytes(env.stack[-1])
+        self._meter.note_payload(size)
+        with self._lock:
+            self.max_map_result_bytes = max(self.max_map_result_bytes, size)
+        if size > PAYLOAD_QUOTA_BYTES:
+            self._record({"kind": "mapResult", "state": state.name, "bytes": size})
+            raise _data_limit(env, f"the aggregated result of Map state '{state.name}' is {size} bytes")
+
     def uninstall(self) -> None:
         """Put moto's own code back."""
         if not self._originals:
@@ -170,6 +156,28 @@ class StepFunctionsQuotas:
         DistributedIterationComponent._map_run = self._originals["map_run"]  # type: ignore[method-assign]
         ErrorEqualsDecl._eval_body = self._originals["error_equals"]  # type: ignore[method-assign]
         self._originals = {}
+
+
+def _fail_untolerated(env: Any, record: Any) -> None:
+    """Fail the Map run when more child executions failed than it tolerates, as AWS does (moto carries on)."""
+    failed = record.item_counter.failed.get() + record.item_counter.timed_out.get()
+    tolerated = record.tolerated_failure_count or 0
+    percentage = record.tolerated_failure_percentage or 0
+    total = max(1, record.item_counter.total.get())
+    if failed > tolerated and failed * 100 / total > percentage:
+        raise FailureEventException(
+            FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+                event_type=HistoryEventType.MapRunFailed,
+                event_details=EventDetails(  # type: ignore[typeddict-item]
+                    executionFailedEventDetails=ExecutionFailedEventDetails(
+                        error=StatesErrorNameType.StatesExceedToleratedFailureThreshold.to_name(),
+                        cause=f"{failed} of {total} child executions failed; none is tolerated",
+                    )
+                ),
+            )
+        )
 
 
 def _data_limit(env: Any, what: str) -> FailureEventException:

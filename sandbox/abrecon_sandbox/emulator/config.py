@@ -63,6 +63,10 @@ class EmulatorConfig:
         object.__setattr__(self, "window_start", start)
         if start >= end:
             raise ValueError("window_start must be before window_end")
+        self._check_options()
+
+    def _check_options(self) -> None:
+        """Refuse an option outside its range, or one the region does not take."""
         if self.orders < 1:
             raise ValueError("orders must be at least 1")
         if self.speed <= 0:

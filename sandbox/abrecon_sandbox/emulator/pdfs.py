@@ -64,6 +64,39 @@ def _header_and_parties(pdf: FPDF, header: Sequence[str], bill_to: Iterable[str]
     pdf.set_xy(pdf.l_margin, max(bottom, pdf.get_y()) + 6)
 
 
+def _document_lines(doc: Document, word: str) -> list[str]:
+    """The header lines every document has: its number and date, its order and shipment, the invoice it refunds."""
+    lines = [
+        f"{word} number: {doc.number}",
+        f"{word} date: {doc.date:%Y-%m-%d}",
+        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
+        f"Shipment ID: {doc.shipment_id}",
+    ]
+    if doc.associated_invoice_number and doc.associated_invoice_date:
+        lines.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
+    return lines
+
+
+def _shorten(title: str, limit: int) -> str:
+    return title if len(title) <= limit else title[: limit - 1] + "..."
+
+
+def _table(
+    pdf: FPDF, widths: Sequence[int], aligns: Sequence[str], titles: Sequence[str], rows: Iterable[Sequence[str]]
+) -> None:
+    """The line items: a bold header row underlined, then one row each; leaves a gap below."""
+    pdf.set_font("Helvetica", "B", 9)
+    for width, title, align in zip(widths, titles, aligns, strict=True):
+        pdf.cell(width, 7, title, border="B", align=align)
+    pdf.ln(7)
+    pdf.set_font("Helvetica", size=9)
+    for row in rows:
+        for width, text, align in zip(widths, row, aligns, strict=True):
+            pdf.cell(width, 6, _latin1(text), align=align)
+        pdf.ln(6)
+    pdf.ln(4)
+
+
 def render_document(doc: Document, profile: RegionProfile) -> bytes:
     """Render one invoice or credit memo as a one-page PDF (same input, same bytes)."""
     if doc.jp is not None:
@@ -74,31 +107,15 @@ def render_document(doc: Document, profile: RegionProfile) -> bytes:
     pdf.set_font("Helvetica", "B", 20)
     pdf.cell(0, 10, "Invoice" if is_invoice else "Credit Memo", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", size=10)
-    header = [
-        f"{'Invoice' if is_invoice else 'Credit memo'} number: {doc.number}",
-        f"{'Invoice' if is_invoice else 'Credit memo'} date: {doc.date:%Y-%m-%d}",
-        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
-        f"Shipment ID: {doc.shipment_id}",
-    ]
-    if doc.associated_invoice_number and doc.associated_invoice_date:
-        header.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
+    header = _document_lines(doc, "Invoice" if is_invoice else "Credit memo")
     _header_and_parties(pdf, header, doc.bill_to.lines(), (profile.seller_name, *profile.seller_address))
 
     widths = (26, 92, 14, 28, 30)
-    aligns = ("L", "L", "R", "R", "R")
-    pdf.set_font("Helvetica", "B", 9)
-    titles = ("ASIN", "Description", "Qty", "Unit price", "Amount")
-    for width, title, align in zip(widths, titles, aligns, strict=True):
-        pdf.cell(width, 7, title, border="B", align=align)
-    pdf.ln(7)
-    pdf.set_font("Helvetica", size=9)
-    for item in doc.lines:
-        title = item.title if len(item.title) <= 52 else item.title[:51] + "..."
-        cells = (item.asin, title, str(item.quantity), f"{item.unit_price:,.2f}", f"{item.amount:,.2f}")
-        for width, text, align in zip(widths, cells, aligns, strict=True):
-            pdf.cell(width, 6, _latin1(text), align=align)
-        pdf.ln(6)
-    pdf.ln(4)
+    rows = [
+        (item.asin, _shorten(item.title, 52), str(item.quantity), f"{item.unit_price:,.2f}", f"{item.amount:,.2f}")
+        for item in doc.lines
+    ]
+    _table(pdf, widths, ("L", "L", "R", "R", "R"), ("ASIN", "Description", "Qty", "Unit price", "Amount"), rows)
 
     totals = [
         ("Subtotal", doc.subtotal),
@@ -129,7 +146,6 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     """A JP qualified invoice (or return invoice): issuer and registration numbers, totals per tax rate."""
     is_invoice = doc.kind == STANDARD
     title = "Invoice (Qualified Invoice)" if is_invoice else "Credit Memo (Qualified Return Invoice)"
-    word = "Invoice" if is_invoice else "Credit memo"
     pdf = _new_page("A4", f"{title} {doc.number}", jp.issuer.romaji)
 
     pdf.set_font("Helvetica", "B", 18)
@@ -137,48 +153,16 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     pdf.set_font("Helvetica", size=10)
     header = [
         f"Issued by {jp.issuer.romaji}, registration number {jp.issuer.registration_number}",
-        f"{word} number: {doc.number}",
-        f"{word} date: {doc.date:%Y-%m-%d}",
-        f"Order ID: {doc.order_id}    Order date: {doc.order_date:%Y-%m-%d}",
-        f"Shipment ID: {doc.shipment_id}",
+        *_document_lines(doc, "Invoice" if is_invoice else "Credit memo"),
     ]
-    if doc.associated_invoice_number and doc.associated_invoice_date:
-        header.append(f"Original invoice: {doc.associated_invoice_number} of {doc.associated_invoice_date:%Y-%m-%d}")
     if jp.consolidated_pending:
         header.append("Consolidated invoice: Pending")
     seller = (jp.seller.romaji, f"Registration number: {jp.seller.registration_number}")
     _header_and_parties(pdf, header, doc.bill_to.lines(), seller)
 
     widths = (24, 84, 12, 28, 12, 30)
-    aligns = ("L", "L", "R", "R", "R", "R")
-    pdf.set_font("Helvetica", "B", 9)
-    for width, text, align in zip(
-        widths, ("ASIN", "Description", "Qty", "Unit (tax incl.)", "Rate", "Amount"), aligns, strict=True
-    ):
-        pdf.cell(width, 7, text, border="B", align=align)
-    pdf.ln(7)
-    pdf.set_font("Helvetica", size=9)
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    for item in jp.items:
-        name = item.title if len(item.title) <= 44 else item.title[:43] + "..."
-        mark = " *" if item.rate == REDUCED_RATE else ""
-        rate = f"{item.rate * 100:.0f}%"
-        amount = item.unit_price * item.units
-        rows.append((item.asin, name + mark, str(item.units), f"{int(item.unit_price):,}", rate, _yen(amount)))
-        if item.discount:
-            rows.append(("", "  Discount", "", "", rate, _yen(item.discount)))
-        if item.gift_wrap:
-            wrap = f"{int(item.gift_wrap):,}"
-            rows.append(("", "  Gift wrapping", str(item.units), wrap, "10%", _yen(item.fee_total)))
-    for fee in jp.fees:
-        rows.append(("", _FEE_LABELS.get(fee.kind, fee.kind), "", "", "10%", _yen(fee.amount)))
-        if fee.discount:
-            rows.append(("", f"  {_FEE_LABELS.get(fee.kind, fee.kind)} discount", "", "", "10%", _yen(fee.discount)))
-    for row in rows:
-        for width, text, align in zip(widths, row, aligns, strict=True):
-            pdf.cell(width, 6, _latin1(text), align=align)
-        pdf.ln(6)
-    pdf.ln(4)
+    titles = ("ASIN", "Description", "Qty", "Unit (tax incl.)", "Rate", "Amount")
+    _table(pdf, widths, ("L", "L", "R", "R", "R", "R"), titles, _jp_rows(jp))
 
     label_width, value_width = sum(widths[:5]), widths[5]
     for tax_line in jp.tax_lines():
@@ -195,6 +179,28 @@ def render_jp_document(doc: Document, jp: JpInvoice) -> bytes:
     note = "Payment terms: Pay by Invoice, end of next month." if is_invoice else "This amount is credited to you."
     pdf.cell(0, 5, note, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def _jp_rows(jp: JpInvoice) -> list[tuple[str, str, str, str, str, str]]:
+    """Each item with its discount and gift wrapping under it, then each fee with its discount."""
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    for item in jp.items:
+        mark = " *" if item.rate == REDUCED_RATE else ""
+        rate = f"{item.rate * 100:.0f}%"
+        amount = item.unit_price * item.units
+        name = _shorten(item.title, 44) + mark
+        rows.append((item.asin, name, str(item.units), f"{int(item.unit_price):,}", rate, _yen(amount)))
+        if item.discount:
+            rows.append(("", "  Discount", "", "", rate, _yen(item.discount)))
+        if item.gift_wrap:
+            wrap = f"{int(item.gift_wrap):,}"
+            rows.append(("", "  Gift wrapping", str(item.units), wrap, "10%", _yen(item.fee_total)))
+    for fee in jp.fees:
+        label = _FEE_LABELS.get(fee.kind, fee.kind)
+        rows.append(("", label, "", "", "10%", _yen(fee.amount)))
+        if fee.discount:
+            rows.append(("", f"  {label} discount", "", "", "10%", _yen(fee.discount)))
+    return rows
 
 
 def zip_files(files: Sequence[tuple[str, bytes]]) -> bytes:
