@@ -37,17 +37,19 @@ def _escaped(value: object) -> Markup:
     """
     if isinstance(value, Markup):  # a macro's output, escaped already
         return value
-    return Markup(html.escape(str(value), quote=True))  # noqa: S704 (this is the escaping)
+    return Markup(html.escape(str(value), quote=True))  # noqa: S704  # nosec B704 # escaped right here
 
 
-_ENV = Environment(
+# The page's templates: every value escaped unless it is Markup already (autoescape), and a name the template
+# uses that the page does not give fails the render instead of printing "" (StrictUndefined).
+TEMPLATES = Environment(
     loader=PackageLoader("abrecon.reporting", "templates"),
     autoescape=True,
-    undefined=StrictUndefined,  # a name the template uses and the page does not give fails, not prints ""
+    undefined=StrictUndefined,
     finalize=_escaped,
-    keep_trailing_newline=True,
+    keep_trailing_newline=True,  # the page, and the CSS it inlines, end with their files' last newline
 )
-_ENV.globals.update(
+TEMPLATES.globals.update(
     aging_buckets=AGING_BUCKETS,
     amount=format_amount,
     check_text=check_text,
@@ -87,8 +89,8 @@ def _outcome_text(report: Report) -> str:
     return f"Action needed: {trouble(report)} (see below)."
 
 
-def _page_values(report: Report) -> dict[str, Any]:
-    """What the template shows beyond the report itself: the texts and figures worked out in Python."""
+def page_values(report: Report) -> dict[str, Any]:
+    """What the template is given: the report, and the texts and figures worked out in Python."""
     payments = report.payments
     overdue = payments.past_due if payments is not None else None
     return {
@@ -118,4 +120,4 @@ def _page_values(report: Report) -> dict[str, Any]:
 
 def render_html(report: Report) -> bytes:
     """The report as one self-contained HTML page: no scripts, no external assets, printable (A4 landscape)."""
-    return _ENV.get_template(TEMPLATE).render(_page_values(report)).encode("utf-8")
+    return TEMPLATES.get_template(TEMPLATE).render(page_values(report)).encode("utf-8")
