@@ -103,7 +103,7 @@ def _headline(report: Report) -> list[str]:
         Outcome.ACTION_NEEDED: f"Action needed: {trouble(report)}. {arrived[0].upper()}{arrived[1:]}.",
     }[report.outcome]
     lines = [headline, ""]
-    earlier = sum(1 for d in report.documents.values() if d.stored_earlier)
+    earlier = report.documents_stored_earlier
     if earlier:
         lines += [f"{plural(earlier, 'document')} of this period had been stored by earlier runs already.", ""]
     return lines

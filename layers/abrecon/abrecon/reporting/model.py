@@ -220,6 +220,11 @@ class Report:
         )
 
     @property
+    def documents_stored_earlier(self) -> int:
+        """Documents of this period that earlier runs had stored already."""
+        return sum(1 for d in self.documents.values() if d.stored_earlier)
+
+    @property
     def pdfs_stored(self) -> int:
         """PDFs stored by this run."""
         keys = {

@@ -73,7 +73,7 @@ def _glance(report: Report) -> list[tuple[str, str]]:
         ("Line items", str(len(report.lines))),
         ("Invoices arrived", str(report.count(credit_memos=False, status=Status.STORED, stored_earlier=False))),
         ("Credit memos arrived", str(report.count(credit_memos=True, status=Status.STORED, stored_earlier=False))),
-        ("Stored earlier", str(sum(1 for d in report.documents.values() if d.stored_earlier))),
+        ("Stored earlier", str(report.documents_stored_earlier)),
         ("Failed", str(len(report.failures))),
         ("Deferred", str(len(report.deferrals))),
         ("No invoice yet", str(report.pending_lines)),
