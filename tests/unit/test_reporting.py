@@ -7,14 +7,16 @@ import io
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from importlib.resources import files
 from typing import Any
 
 import pytest
+from jinja2 import StrictUndefined, UndefinedError
 
 from abrecon import reporting
 from abrecon.contracts import LineItemRow
 from abrecon.models import InvoiceDetail
-from abrecon.reporting import Outcome, Status
+from abrecon.reporting import Outcome, Status, page
 from abrecon.storage import InvoiceRecord
 
 RUN = "daily-2026-11-21T0600Z"
@@ -367,3 +369,44 @@ def test_window_reads_as_a_person_says_it(start: datetime, end: datetime, text: 
 def test_amounts_in_the_currencys_minor_units(value: str, currency: str, plain: str, shown: str) -> None:
     assert reporting.plain_amount(Decimal(value), currency) == plain
     assert reporting.format_amount(Decimal(value), currency) == shown
+
+
+def test_html_escapes_every_value_by_default_invoice_numbers_reasons_and_links_included() -> None:
+    hostile = "<script>alert('x')</script>&\"=cmd|"
+    number = f"INV{hostile}"
+    rows = [_row("T1", "1", "L1", "S1", "9.99", title=hostile, asin=hostile)]
+    report = _build(
+        line_items=rows,
+        matches={"1|L1|S1": [number]},
+        details={number: _detail(number)},
+        records={number: _record(number, "STORED", s3Keys=[f"documents/US/{hostile}/Invoice.pdf"])},
+        targets=[number],
+        requested_this_run={number},
+        run_id=f"run{hostile}",
+        failures=[{"invoiceNumber": number, "reason": hostile}],
+    )
+    page = reporting.render_html(report).decode()
+    assert "<script" not in page and "cmd|" in page  # the text is shown, as text
+    escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;&quot;=cmd|"
+    assert f"<b>INV{escaped}</b>: {escaped}</li>" in page  # Needs attention: the number and the reason
+    assert f'href="../../documents/US/{escaped}/Invoice.pdf">INV{escaped}</a>' in page  # the link and its text
+    assert (
+        f"run run{escaped} &middot;" in page and f'<td class="item">{escaped}<div class="small">{escaped}</div>' in page
+    )
+
+
+def test_the_page_template_escapes_by_default_and_fails_on_a_missing_value(na_report: reporting.Report) -> None:
+    assert page.TEMPLATES.autoescape is True and page.TEMPLATES.undefined is StrictUndefined
+    template = page.TEMPLATES.get_template(page.TEMPLATE)
+    values = page.page_values(na_report)
+    assert template.render(values).encode() == reporting.render_html(na_report)
+    del values["window"]
+    with pytest.raises(UndefinedError, match="'window' is undefined"):
+        template.render(values)
+    assert page.TEMPLATES.from_string("{{ text }}").render(text="<b>") == "&lt;b&gt;"
+
+
+def test_the_page_inlines_its_css_so_the_exported_file_stands_alone(na_report: reporting.Report) -> None:
+    css = (files("abrecon.reporting") / "templates" / "report.css").read_text(encoding="utf-8")
+    html_page = reporting.render_html(na_report).decode()
+    assert f"<style>\n{css}</style>" in html_page and "<link" not in html_page
